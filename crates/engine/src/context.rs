@@ -1,0 +1,242 @@
+//! The state of one execution (or one branch of it) that steps read and
+//! write: step outputs, the scope roots, the answer, logs and the trace.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sluice_expr::{Scope, Template, ValueTemplate};
+
+use crate::mask::Mask;
+use crate::services::Services;
+use crate::testing::Mocks;
+use crate::{FlowError, Message, TraceEntry};
+
+/// The HTTP answer set by a `response` step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Map<String, Value>,
+    pub body: Value,
+}
+
+/// One line written by a `log` step (already masked).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+    /// The step that wrote it.
+    pub step: Arc<str>,
+    /// Unix time in milliseconds.
+    pub at: i64,
+}
+
+/// What every branch of one execution shares.
+pub(crate) struct Shared {
+    pub globals: Arc<Value>,
+    pub accounts: Arc<Value>,
+    pub metadata: Value,
+    pub services: Services,
+    pub mocks: Option<Mocks>,
+    pub mask: Mask,
+    pub trace_payloads: bool,
+    pub max_trace_entries: usize,
+    pub call_depth: u32,
+    pub started: std::time::Instant,
+}
+
+/// Per-branch execution state handed to every step.
+pub struct Context {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) outputs: HashMap<String, Message>,
+    pub(crate) item: Option<Message>,
+    pub(crate) index: Option<Value>,
+    pub(crate) error: Option<Value>,
+    pub(crate) response: Option<Response>,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) trace: Vec<TraceEntry>,
+}
+
+impl Context {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Context {
+            shared,
+            outputs: HashMap::new(),
+            item: None,
+            index: None,
+            error: None,
+            response: None,
+            logs: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    /// The expression scope over `message`.
+    pub fn scope<'a>(&'a self, message: &'a Value) -> Scope<'a> {
+        let mut scope = Scope::new(message);
+        scope.steps = Some(&self.outputs);
+        scope.global = Some(&self.shared.globals);
+        scope.account = Some(&self.shared.accounts);
+        scope.metadata = Some(&self.shared.metadata);
+        scope.item = self.item.as_deref();
+        scope.index = self.index.as_ref();
+        scope.error = self.error.as_ref();
+        scope
+    }
+
+    /// Evaluates a template over `message`.
+    pub fn eval<'a>(
+        &'a self,
+        template: &'a Template,
+        message: &'a Value,
+    ) -> Result<Cow<'a, Value>, FlowError> {
+        template
+            .eval(&self.scope(message))
+            .map_err(FlowError::expression)
+    }
+
+    /// Renders a template over `message` as text.
+    pub fn render<'a>(
+        &'a self,
+        template: &'a Template,
+        message: &'a Value,
+    ) -> Result<Cow<'a, str>, FlowError> {
+        template
+            .render(&self.scope(message))
+            .map_err(FlowError::expression)
+    }
+
+    /// Evaluates a JSON tree template over `message`.
+    pub fn eval_value(
+        &self,
+        template: &ValueTemplate,
+        message: &Value,
+    ) -> Result<Value, FlowError> {
+        template
+            .eval(&self.scope(message))
+            .map_err(FlowError::expression)
+    }
+
+    /// Whether a condition holds over `message`.
+    pub fn condition(&self, template: &Template, message: &Value) -> Result<bool, FlowError> {
+        Ok(sluice_expr::truthy(&*self.eval(template, message)?))
+    }
+
+    /// The services (sessions, objects, events, calls).
+    pub fn services(&self) -> &Services {
+        &self.shared.services
+    }
+
+    /// The execution's metadata (`pipeline`, `environment`, `execution`).
+    pub fn metadata(&self) -> &Value {
+        &self.shared.metadata
+    }
+
+    /// The execution key.
+    pub fn execution_key(&self) -> &str {
+        self.shared.metadata["execution"]["key"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// The globals and accounts (for steps that hand them to other languages).
+    pub fn globals(&self) -> &Value {
+        &self.shared.globals
+    }
+
+    /// The current `for-each` element, `index`, and `error` (when set).
+    pub fn item(&self) -> Option<&Value> {
+        self.item.as_deref()
+    }
+
+    pub fn index(&self) -> Option<&Value> {
+        self.index.as_ref()
+    }
+
+    pub fn error(&self) -> Option<&Value> {
+        self.error.as_ref()
+    }
+
+    /// Sets the execution's HTTP answer.
+    pub fn set_response(&mut self, response: Response) {
+        self.response = Some(response);
+    }
+
+    /// Writes a log line, masked.
+    pub fn log(&mut self, level: &'static str, step: &Arc<str>, text: &str, message: &Value) {
+        let masked = self.shared.mask.text(text, message).into_owned();
+        self.logs.push(LogLine {
+            level,
+            message: masked,
+            step: step.clone(),
+            at: chrono::Utc::now().timestamp_millis(),
+        });
+    }
+
+    /// A child context for a branch run alongside others: it sees the
+    /// outputs so far; its own outputs, logs and trace come back through
+    /// [`Context::join`].
+    pub fn fork(&self) -> Context {
+        Context {
+            shared: self.shared.clone(),
+            outputs: self.outputs.clone(),
+            item: self.item.clone(),
+            index: self.index.clone(),
+            error: self.error.clone(),
+            response: None,
+            logs: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    /// Takes back a branch's outputs, answer, logs and trace.
+    pub fn join(&mut self, child: Context) {
+        for (k, v) in child.outputs {
+            self.outputs.insert(k, v);
+        }
+        if child.response.is_some() {
+            self.response = child.response;
+        }
+        self.logs.extend(child.logs);
+        let room = self
+            .shared
+            .max_trace_entries
+            .saturating_sub(self.trace.len());
+        self.trace.extend(child.trace.into_iter().take(room));
+    }
+
+    /// Runs `f` with `item`/`index`/`error` set, restoring them afterwards.
+    pub(crate) fn with_frame(
+        &mut self,
+        item: Option<Message>,
+        index: Option<Value>,
+        error: Option<Value>,
+    ) -> Frame {
+        let saved = Frame {
+            item: std::mem::replace(&mut self.item, item),
+            index: std::mem::replace(&mut self.index, index),
+            error: std::mem::replace(&mut self.error, error),
+        };
+        saved
+    }
+
+    pub(crate) fn restore_frame(&mut self, frame: Frame) {
+        self.item = frame.item;
+        self.index = frame.index;
+        self.error = frame.error;
+    }
+
+    /// Sets the error visible as `{{ error }}` (inside `onException`).
+    pub(crate) fn set_error(&mut self, error: Option<Value>) -> Option<Value> {
+        std::mem::replace(&mut self.error, error)
+    }
+}
+
+/// The saved scope roots of an enclosing frame.
+pub(crate) struct Frame {
+    item: Option<Message>,
+    index: Option<Value>,
+    error: Option<Value>,
+}

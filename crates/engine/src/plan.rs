@@ -1,0 +1,175 @@
+//! A compiled pipeline and how one execution of it runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_spec::{PipelineDef, Trigger};
+
+use crate::context::Shared;
+use crate::mask::Mask;
+use crate::run::{handle, run_steps};
+use crate::testing::Mocks;
+use crate::{Context, FlowError, LogLine, Response, Services, StepList, TraceEntry};
+
+/// Most trace entries one execution keeps (a long loop is cut, not unbounded).
+const MAX_TRACE_ENTRIES: usize = 10_000;
+
+/// The default execution timeout (DESIGN: http triggers default to 30s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A pipeline compiled once: expressions parsed, steps built.
+pub struct Plan {
+    /// The definition it was compiled from.
+    pub definition: PipelineDef,
+    /// Where it came from (file name).
+    pub source: String,
+    pub(crate) steps: StepList,
+    pub(crate) on_exception: StepList,
+    pub(crate) sensitive: Vec<Vec<String>>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("name", &self.definition.name)
+            .field("steps", &self.steps)
+            .finish()
+    }
+}
+
+/// How one execution runs: what it can reach and what it records.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub services: Services,
+    pub globals: Arc<Value>,
+    pub accounts: Arc<Value>,
+    pub realm: String,
+    pub environment: String,
+    pub major: u32,
+    pub minor: u32,
+    /// The execution key (a UUIDv7 is made when `None`).
+    pub execution_key: Option<String>,
+    pub attempt: u32,
+    pub redelivery: bool,
+    /// Record step inputs and outputs in the trace.
+    pub trace_payloads: bool,
+    /// Step outputs to use instead of running steps (tests).
+    pub mocks: Option<Mocks>,
+    /// Overall time limit (default: the trigger's, else 30s).
+    pub timeout: Option<Duration>,
+    pub call_depth: u32,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            services: Services::default(),
+            globals: Arc::new(json!({})),
+            accounts: Arc::new(json!({})),
+            realm: "local".into(),
+            environment: "local".into(),
+            major: 1,
+            minor: 0,
+            execution_key: None,
+            attempt: 1,
+            redelivery: false,
+            trace_payloads: false,
+            mocks: None,
+            timeout: None,
+            call_depth: 0,
+        }
+    }
+}
+
+/// What one execution produced.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub key: String,
+    /// The output message, or the error that ended the execution.
+    pub result: Result<Value, FlowError>,
+    /// The answer set by a `response` step.
+    pub response: Option<Response>,
+    pub logs: Vec<LogLine>,
+    pub trace: Vec<TraceEntry>,
+    pub duration: Duration,
+}
+
+impl Plan {
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.definition.name
+    }
+
+    /// The execution time limit the trigger asks for.
+    pub fn trigger_timeout(&self) -> Duration {
+        match &self.definition.trigger {
+            Some(Trigger::Http(http)) => http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+            _ => DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Runs one execution over `input`.
+    pub async fn execute(&self, input: Value, options: RunOptions) -> Execution {
+        let started = Instant::now();
+        let key = options
+            .execution_key
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let metadata = json!({
+            "pipeline": {
+                "name": self.definition.name,
+                "major": options.major,
+                "minor": options.minor,
+                "realm": options.realm,
+            },
+            "environment": options.environment,
+            "execution": {
+                "key": key,
+                "startedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "attempt": options.attempt,
+                "redelivery": options.redelivery,
+            }
+        });
+        let secrets = Mask::account_secrets(&options.accounts);
+        let mask = Mask::new(self.sensitive.clone(), secrets);
+        let limit = options.timeout.unwrap_or_else(|| self.trigger_timeout());
+        let shared = Arc::new(Shared {
+            globals: options.globals,
+            accounts: options.accounts,
+            metadata,
+            services: options.services,
+            mocks: options.mocks,
+            mask,
+            trace_payloads: options.trace_payloads,
+            max_trace_entries: MAX_TRACE_ENTRIES,
+            call_depth: options.call_depth,
+            started,
+        });
+        let mut cx = Context::new(shared);
+        let input = Arc::new(input);
+        // The handlers see the input; keep it only when there are handlers,
+        // so the first writing step need not copy a shared message.
+        let kept = (!self.on_exception.is_empty()).then(|| input.clone());
+        let run = async {
+            match (run_steps(&self.steps, input, &mut cx).await, kept) {
+                (Err(error), Some(input)) => {
+                    handle(&self.on_exception, error, input, &mut cx).await
+                }
+                (result, _) => result,
+            }
+        };
+        let result = match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Err(FlowError::timeout(limit)),
+        };
+        Execution {
+            key,
+            result: result.map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone())),
+            response: cx.response,
+            logs: cx.logs,
+            trace: cx.trace,
+            duration: started.elapsed(),
+        }
+    }
+}

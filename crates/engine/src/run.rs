@@ -1,0 +1,170 @@
+//! Running step lists: the common step fields (`if`, `into`, `timeout`,
+//! `failOnError`), mocks, step outputs and the trace, applied once here
+//! for every step type.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::steps::Node;
+use crate::{Context, FlowError, Message, StepList, TraceEntry, TraceStatus};
+
+/// Runs `steps` in order over `message`.
+pub async fn run_steps(
+    steps: &StepList,
+    mut message: Message,
+    cx: &mut Context,
+) -> Result<Message, FlowError> {
+    for node in steps.0.iter() {
+        message = run_node(node, message, cx).await?;
+    }
+    Ok(message)
+}
+
+async fn run_node(node: &Node, message: Message, cx: &mut Context) -> Result<Message, FlowError> {
+    if let Some(condition) = &node.condition {
+        let go = cx
+            .condition(condition, &message)
+            .map_err(|e| e.at_step(&node.label))?;
+        if !go {
+            record(
+                cx,
+                node,
+                Instant::now(),
+                TraceStatus::Skipped,
+                None,
+                None,
+                None,
+            );
+            return Ok(message);
+        }
+    }
+    let started = Instant::now();
+    let input = cx.shared.trace_payloads.then(|| message.clone());
+    let kept = node.into.as_ref().map(|_| message.clone());
+
+    let mocked = match (&cx.shared.mocks, &node.id) {
+        (Some(mocks), Some(id)) => mocks.next(id),
+        _ => None,
+    };
+    let result = match mocked {
+        Some(result) => result.map(Arc::new),
+        None => {
+            let future = node.step.run(message, cx);
+            match node.timeout {
+                Some(limit) => match tokio::time::timeout(limit, future).await {
+                    Ok(result) => result,
+                    Err(_) => Err(FlowError::timeout(limit)),
+                },
+                None => future.await,
+            }
+        }
+    };
+
+    let output = match result {
+        Ok(output) => output,
+        Err(error) => {
+            let error = error.at_step(&node.label);
+            record(
+                cx,
+                node,
+                started,
+                TraceStatus::Error,
+                input.clone(),
+                None,
+                Some(error.to_value()),
+            );
+            if node.fail_on_error {
+                return Err(error);
+            }
+            let mut failure = Map::new();
+            failure.insert("success".into(), Value::Bool(false));
+            failure.insert("error".into(), error.to_value());
+            Arc::new(Value::Object(failure))
+        }
+    };
+    if let Some(id) = &node.id {
+        cx.outputs.insert(id.to_string(), output.clone());
+    }
+    let next = match (&node.into, kept) {
+        (Some(field), Some(mut whole)) => {
+            let value = Arc::try_unwrap(output.clone()).unwrap_or_else(|shared| (*shared).clone());
+            field.set(Arc::make_mut(&mut whole), value);
+            whole
+        }
+        _ => output.clone(),
+    };
+    let traced_output = cx.shared.trace_payloads.then_some(output);
+    record(
+        cx,
+        node,
+        started,
+        TraceStatus::Ok,
+        input,
+        traced_output,
+        None,
+    );
+    Ok(next)
+}
+
+fn record(
+    cx: &mut Context,
+    node: &Node,
+    started: Instant,
+    status: TraceStatus,
+    input: Option<Message>,
+    output: Option<Message>,
+    error: Option<Value>,
+) {
+    if cx.trace.len() >= cx.shared.max_trace_entries {
+        return;
+    }
+    let mask = &cx.shared.mask;
+    let entry = TraceEntry {
+        step: node.label.clone(),
+        kind: node.kind,
+        status,
+        start_us: micros(started.saturating_duration_since(cx.shared.started)),
+        duration_us: micros(started.elapsed()),
+        input: input.map(|m| mask.value(&m)),
+        output: output.map(|m| mask.value(&m)),
+        error: error.map(|e| mask.value(&e)),
+    };
+    cx.trace.push(entry);
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Runs `steps`; when they fail and `handlers` exist, runs the handlers with
+/// the error at `{{ error }}` and `input` as the message. What the handlers
+/// yield is the result.
+pub(crate) async fn run_guarded(
+    steps: &StepList,
+    handlers: &StepList,
+    input: Message,
+    cx: &mut Context,
+) -> Result<Message, FlowError> {
+    if handlers.is_empty() {
+        return run_steps(steps, input, cx).await;
+    }
+    match run_steps(steps, input.clone(), cx).await {
+        Ok(output) => Ok(output),
+        Err(error) => handle(handlers, error, input, cx).await,
+    }
+}
+
+/// Runs exception handlers for `error` over `message`.
+pub(crate) async fn handle(
+    handlers: &StepList,
+    error: FlowError,
+    message: Message,
+    cx: &mut Context,
+) -> Result<Message, FlowError> {
+    let saved = cx.set_error(Some(error.to_value()));
+    let result = run_steps(handlers, message, cx).await;
+    cx.set_error(saved);
+    result
+}

@@ -1,0 +1,3 @@
+use super::FunctionDef;
+
+pub(crate) static FUNCTIONS: &[FunctionDef] = &[];
