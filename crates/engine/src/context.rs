@@ -207,19 +207,18 @@ impl Context {
         self.trace.extend(child.trace.into_iter().take(room));
     }
 
-    /// Runs `f` with `item`/`index`/`error` set, restoring them afterwards.
+    /// Sets `item`/`index`/`error`, returning what they were for [`Context::restore_frame`].
     pub(crate) fn with_frame(
         &mut self,
         item: Option<Message>,
         index: Option<Value>,
         error: Option<Value>,
     ) -> Frame {
-        let saved = Frame {
+        Frame {
             item: std::mem::replace(&mut self.item, item),
             index: std::mem::replace(&mut self.index, index),
             error: std::mem::replace(&mut self.error, error),
-        };
-        saved
+        }
     }
 
     pub(crate) fn restore_frame(&mut self, frame: Frame) {

@@ -19,7 +19,7 @@ pub struct FlowError {
     /// The failing step's id, or its path when it has none.
     pub step: Option<String>,
     /// Anything more that helps (violations, the remote answer…).
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
 }
 
 impl FlowError {
@@ -54,20 +54,20 @@ impl FlowError {
 
     /// Adds details.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
     /// Records how many tries were made (in `details.attempts`).
     pub fn with_attempts(mut self, attempts: u32) -> Self {
-        match &mut self.details {
+        match self.details.as_deref_mut() {
             Some(Value::Object(map)) => {
                 map.insert("attempts".into(), Value::from(attempts));
             }
             None => {
                 let mut map = Map::new();
                 map.insert("attempts".into(), Value::from(attempts));
-                self.details = Some(Value::Object(map));
+                self.details = Some(Box::new(Value::Object(map)));
             }
             Some(_) => {}
         }
@@ -94,7 +94,7 @@ impl FlowError {
         );
         m.insert(
             "details".into(),
-            self.details.clone().unwrap_or(Value::Null),
+            self.details.as_deref().cloned().unwrap_or(Value::Null),
         );
         Value::Object(m)
     }
@@ -114,7 +114,11 @@ impl FlowError {
             status,
             code: Cow::Owned(text("code").unwrap_or_else(|| "thrown".into())),
             step: text("step"),
-            details: value.get("details").filter(|d| !d.is_null()).cloned(),
+            details: value
+                .get("details")
+                .filter(|d| !d.is_null())
+                .cloned()
+                .map(Box::new),
         }
     }
 }

@@ -308,11 +308,10 @@ pub(crate) fn split_top_level(text: &str, separator: char) -> Result<Vec<String>
             _ if in_quote => {}
             '(' => stack.push(')'),
             '[' => stack.push(']'),
-            ')' | ']' => {
-                if stack.pop() != Some(c) {
-                    return Err(format!("unbalanced `{c}` in `{text}`"));
-                }
+            ')' | ']' if stack.pop() != Some(c) => {
+                return Err(format!("unbalanced `{c}` in `{text}`"));
             }
+            ')' | ']' => {}
             _ if c == separator && stack.is_empty() => {
                 pieces.push(String::new());
                 continue;

@@ -72,10 +72,8 @@ impl Node {
     fn apply_object(&self, map: &mut Map<String, Value>) {
         for (pattern, action) in &self.entries {
             let keys: Vec<String> = match pattern.as_literal() {
-                Some(key) => map
-                    .contains_key(key)
-                    .then(|| vec![key.to_owned()])
-                    .unwrap_or_default(),
+                Some(key) if map.contains_key(key) => vec![key.to_owned()],
+                Some(_) => Vec::new(),
                 None => map
                     .keys()
                     .filter(|k| pattern.captures(k).is_some())

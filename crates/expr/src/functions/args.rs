@@ -77,18 +77,6 @@ pub(crate) fn number(
     }
 }
 
-/// An optional number argument: missing or null gives `None`.
-pub(crate) fn opt_number(
-    function: &'static str,
-    args: Args<'_, '_>,
-    index: usize,
-) -> Result<Option<f64>, EvalError> {
-    match arg(args, index) {
-        Value::Null => Ok(None),
-        _ => number(function, args, index).map(Some),
-    }
-}
-
 /// An integer argument; integral floats and numeric strings are accepted.
 pub(crate) fn integer(
     function: &'static str,
@@ -119,18 +107,6 @@ pub(crate) fn opt_integer(
     match arg(args, index) {
         Value::Null => Ok(None),
         _ => integer(function, args, index).map(Some),
-    }
-}
-
-/// A boolean argument.
-pub(crate) fn boolean(
-    function: &'static str,
-    args: Args<'_, '_>,
-    index: usize,
-) -> Result<bool, EvalError> {
-    match arg(args, index) {
-        Value::Bool(b) => Ok(*b),
-        other => Err(wrong_type(function, index, "a boolean", other)),
     }
 }
 

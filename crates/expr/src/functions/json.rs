@@ -341,8 +341,14 @@ mod tests {
     #[test]
     fn objects() {
         let o = json!({"a": 1, "b": 2});
-        assert_eq!(call(keys, &[o.clone()]).ok(), Some(json!(["a", "b"])));
-        assert_eq!(call(values, &[o.clone()]).ok(), Some(json!([1, 2])));
+        assert_eq!(
+            call(keys, std::slice::from_ref(&o)).ok(),
+            Some(json!(["a", "b"]))
+        );
+        assert_eq!(
+            call(values, std::slice::from_ref(&o)).ok(),
+            Some(json!([1, 2]))
+        );
         assert_eq!(
             call(merge, &[o, json!({"b": 3, "c": 4})]).ok(),
             Some(json!({"a": 1, "b": 3, "c": 4}))
