@@ -14,14 +14,16 @@ static NULL: Value = Value::Null;
 
 type Out<'a> = Result<Cow<'a, Value>, EvalError>;
 
-/// Whether a value counts as true: false, null, 0 and "" are false.
+/// Whether a value counts as true: `false`, `null`, `0`, `""`, `[]` and
+/// `{}` are false, everything else is true.
 pub fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
     }
 }
 

@@ -279,7 +279,12 @@ fn string(src: &[char]) -> Result<(String, usize), (usize, String)> {
                         out.push(c);
                         i += 4;
                     }
-                    other => return Err((i, format!("invalid escape '\\{other}'"))),
+                    // Kept as written, so regular expressions read naturally:
+                    // '\d+' is the regex \d+.
+                    other => {
+                        out.push('\\');
+                        out.push(other);
+                    }
                 }
                 i += 2;
             }

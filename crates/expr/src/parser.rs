@@ -383,8 +383,10 @@ impl Parser {
         if let Some(lazy) = lazy {
             return Ok(Node::Lazy(lazy, args));
         }
+        // STRINGMATCHES with flags compiles its pattern with them, per call.
+        let flags = function.name == "STRINGMATCHES" && args.len() > 2;
         let regex = match (functions::regex_argument(function.name), &args[..]) {
-            (Some(i), args) => match args.get(i) {
+            (Some(i), args) if !flags => match args.get(i) {
                 Some(Node::Literal(Value::String(pattern))) => Some(
                     functions::build_regex(function.name, pattern)
                         .map_err(|e| self.error_at(at, &e.to_string()))?,
