@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sluice_expr::{Scope, Template, ValueTemplate};
+use sluice_expr::{LazyRoot, Scope, Template, ValueTemplate};
 
 use crate::mask::Mask;
 use crate::services::Services;
@@ -33,11 +33,46 @@ pub struct LogLine {
     pub at: i64,
 }
 
+/// What `metadata` is made of; the JSON is built on first use only, since
+/// most executions never read it.
+pub(crate) struct MetadataSource {
+    pub pipeline: String,
+    pub major: u32,
+    pub minor: u32,
+    pub realm: String,
+    pub environment: String,
+    pub key: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub attempt: u32,
+    pub redelivery: bool,
+}
+
+impl MetadataSource {
+    fn to_value(&self) -> Value {
+        serde_json::json!({
+            "pipeline": {
+                "name": self.pipeline,
+                "major": self.major,
+                "minor": self.minor,
+                "realm": self.realm,
+            },
+            "environment": self.environment,
+            "execution": {
+                "key": self.key,
+                "startedAt": self.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "attempt": self.attempt,
+                "redelivery": self.redelivery,
+            }
+        })
+    }
+}
+
 /// What every branch of one execution shares.
 pub(crate) struct Shared {
     pub globals: Arc<Value>,
     pub accounts: Arc<Value>,
-    pub metadata: Value,
+    pub metadata_source: MetadataSource,
+    pub metadata: std::sync::OnceLock<Value>,
     pub services: Services,
     pub mocks: Option<Mocks>,
     pub mask: Mask,
@@ -45,6 +80,13 @@ pub(crate) struct Shared {
     pub max_trace_entries: usize,
     pub call_depth: u32,
     pub started: std::time::Instant,
+}
+
+impl LazyRoot for Shared {
+    fn value(&self) -> &Value {
+        self.metadata
+            .get_or_init(|| self.metadata_source.to_value())
+    }
 }
 
 /// Per-branch execution state handed to every step.
@@ -79,7 +121,7 @@ impl Context {
         scope.steps = Some(&self.outputs);
         scope.global = Some(&self.shared.globals);
         scope.account = Some(&self.shared.accounts);
-        scope.metadata = Some(&self.shared.metadata);
+        scope.metadata = Some(&*self.shared as &dyn LazyRoot);
         scope.item = self.item.as_deref();
         scope.index = self.index.as_ref();
         scope.error = self.error.as_ref();
@@ -121,7 +163,9 @@ impl Context {
 
     /// Whether a condition holds over `message`.
     pub fn condition(&self, template: &Template, message: &Value) -> Result<bool, FlowError> {
-        Ok(sluice_expr::truthy(&*self.eval(template, message)?))
+        template
+            .is_true(&self.scope(message))
+            .map_err(FlowError::expression)
     }
 
     /// The services (sessions, objects, events, calls).
@@ -131,14 +175,12 @@ impl Context {
 
     /// The execution's metadata (`pipeline`, `environment`, `execution`).
     pub fn metadata(&self) -> &Value {
-        &self.shared.metadata
+        self.shared.value()
     }
 
     /// The execution key.
     pub fn execution_key(&self) -> &str {
-        self.shared.metadata["execution"]["key"]
-            .as_str()
-            .unwrap_or_default()
+        &self.shared.metadata_source.key
     }
 
     /// The globals and accounts (for steps that hand them to other languages).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sluice_spec::{PipelineDef, Trigger};
 
-use crate::context::Shared;
+use crate::context::{MetadataSource, Shared};
 use crate::mask::Mask;
 use crate::run::{handle, run_steps};
 use crate::testing::Mocks;
@@ -115,29 +115,26 @@ impl Plan {
         let key = options
             .execution_key
             .clone()
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let metadata = json!({
-            "pipeline": {
-                "name": self.definition.name,
-                "major": options.major,
-                "minor": options.minor,
-                "realm": options.realm,
-            },
-            "environment": options.environment,
-            "execution": {
-                "key": key,
-                "startedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                "attempt": options.attempt,
-                "redelivery": options.redelivery,
-            }
-        });
+            .unwrap_or_else(new_execution_key);
+        let metadata_source = MetadataSource {
+            pipeline: self.definition.name.clone(),
+            major: options.major,
+            minor: options.minor,
+            realm: options.realm,
+            environment: options.environment,
+            key: key.clone(),
+            started_at: chrono::Utc::now(),
+            attempt: options.attempt,
+            redelivery: options.redelivery,
+        };
         let secrets = Mask::account_secrets(&options.accounts);
         let mask = Mask::new(self.sensitive.clone(), secrets);
         let limit = options.timeout.unwrap_or_else(|| self.trigger_timeout());
         let shared = Arc::new(Shared {
             globals: options.globals,
             accounts: options.accounts,
-            metadata,
+            metadata_source,
+            metadata: std::sync::OnceLock::new(),
             services: options.services,
             mocks: options.mocks,
             mask,
@@ -172,4 +169,16 @@ impl Plan {
             duration: started.elapsed(),
         }
     }
+}
+
+/// A UUIDv7 execution key: time-ordered, with random bits from a fast
+/// non-cryptographic generator (a key is an identifier, not a secret, and
+/// asking the kernel for randomness on every execution costs a system call).
+fn new_execution_key() -> String {
+    let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    let mut random = [0u8; 10];
+    fastrand::fill(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
 }

@@ -41,17 +41,11 @@ pub(crate) fn eval<'a>(node: &'a Node, scope: &Scope<'a>) -> Out<'a> {
                 }
             }
         }
-        Node::Not(inner) => Ok(bool_value(!truthy(&*eval(inner, scope)?))),
+        Node::Not(_) | Node::And(..) | Node::Or(..) => truth(node, scope).map(bool_value),
         Node::Neg(inner) => {
             let v = eval(inner, scope)?;
             arithmetic(BinaryOp::Sub, &Value::from(0), &v).map(Cow::Owned)
         }
-        Node::And(l, r) => Ok(bool_value(
-            truthy(&*eval(l, scope)?) && truthy(&*eval(r, scope)?),
-        )),
-        Node::Or(l, r) => Ok(bool_value(
-            truthy(&*eval(l, scope)?) || truthy(&*eval(r, scope)?),
-        )),
         Node::Coalesce(l, r) => {
             let left = eval(l, scope)?;
             if left.is_null() {
@@ -97,6 +91,37 @@ pub(crate) fn eval<'a>(node: &'a Node, scope: &Scope<'a>) -> Out<'a> {
     }
 }
 
+/// The truth of `node`: logic and comparisons are decided without building
+/// a JSON value for each intermediate result.
+pub(crate) fn truth(node: &Node, scope: &Scope<'_>) -> Result<bool, EvalError> {
+    match node {
+        Node::And(l, r) => Ok(truth(l, scope)? && truth(r, scope)?),
+        Node::Or(l, r) => Ok(truth(l, scope)? || truth(r, scope)?),
+        Node::Not(inner) => Ok(!truth(inner, scope)?),
+        Node::Binary(op, l, r) => {
+            let (left, right) = (eval(l, scope)?, eval(r, scope)?);
+            match comparison(*op, &left, &right) {
+                Some(result) => Ok(result),
+                None => Ok(truthy(&*binary(*op, &left, &right)?)),
+            }
+        }
+        other => Ok(truthy(&*eval(other, scope)?)),
+    }
+}
+
+/// The result of a comparison operator; `None` for arithmetic ones.
+fn comparison(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
+    Some(match op {
+        BinaryOp::Eq => equal(l, r),
+        BinaryOp::Ne => !equal(l, r),
+        BinaryOp::Lt => compare(l, r) == Some(Ordering::Less),
+        BinaryOp::Le => matches!(compare(l, r), Some(Ordering::Less | Ordering::Equal)),
+        BinaryOp::Gt => compare(l, r) == Some(Ordering::Greater),
+        BinaryOp::Ge => matches!(compare(l, r), Some(Ordering::Greater | Ordering::Equal)),
+        _ => return None,
+    })
+}
+
 fn bool_value<'a>(b: bool) -> Cow<'a, Value> {
     Cow::Owned(Value::Bool(b))
 }
@@ -117,7 +142,7 @@ fn path<'a>(root: Root, segments: &'a [Segment], scope: &Scope<'a>) -> Out<'a> {
         },
         Root::Global => (scope.global, segments),
         Root::Account => (scope.account, segments),
-        Root::Metadata => (scope.metadata, segments),
+        Root::Metadata => (scope.metadata.map(|m| m.value()), segments),
         Root::Item => (scope.item, segments),
         Root::Index => (scope.index, segments),
         Root::Error => (scope.error, segments),
@@ -259,21 +284,9 @@ pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 fn binary<'a>(op: BinaryOp, l: &Value, r: &Value) -> Out<'a> {
-    let b = |v: bool| Ok(bool_value(v));
-    match op {
-        BinaryOp::Eq => b(equal(l, r)),
-        BinaryOp::Ne => b(!equal(l, r)),
-        BinaryOp::Lt => b(compare(l, r) == Some(Ordering::Less)),
-        BinaryOp::Le => b(matches!(
-            compare(l, r),
-            Some(Ordering::Less | Ordering::Equal)
-        )),
-        BinaryOp::Gt => b(compare(l, r) == Some(Ordering::Greater)),
-        BinaryOp::Ge => b(matches!(
-            compare(l, r),
-            Some(Ordering::Greater | Ordering::Equal)
-        )),
-        _ => arithmetic(op, l, r).map(Cow::Owned),
+    match comparison(op, l, r) {
+        Some(result) => Ok(bool_value(result)),
+        None => arithmetic(op, l, r).map(Cow::Owned),
     }
 }
 

@@ -40,6 +40,19 @@ impl StepOutputs for HashMap<String, Arc<Value>> {
     }
 }
 
+/// A root whose value may be built on first read (the engine makes
+/// `metadata` only when an expression asks for it).
+pub trait LazyRoot: Send + Sync {
+    /// The root's value.
+    fn value(&self) -> &Value;
+}
+
+impl LazyRoot for Value {
+    fn value(&self) -> &Value {
+        self
+    }
+}
+
 /// The roots an expression can read; `None` roots read as null.
 #[derive(Clone, Copy)]
 pub struct Scope<'a> {
@@ -47,7 +60,7 @@ pub struct Scope<'a> {
     pub steps: Option<&'a dyn StepOutputs>,
     pub global: Option<&'a Value>,
     pub account: Option<&'a Value>,
-    pub metadata: Option<&'a Value>,
+    pub metadata: Option<&'a dyn LazyRoot>,
     pub item: Option<&'a Value>,
     pub index: Option<&'a Value>,
     pub error: Option<&'a Value>,

@@ -102,6 +102,15 @@ impl Template {
         }
     }
 
+    /// Whether the template's value is true (see [`crate::truthy`]); a
+    /// condition made of comparisons and logic builds no JSON on the way.
+    pub fn is_true(&self, scope: &Scope<'_>) -> Result<bool, EvalError> {
+        match &self.form {
+            Form::Single(node) => crate::eval::truth(node, scope),
+            _ => self.eval(scope).map(|v| crate::truthy(&v)),
+        }
+    }
+
     /// The value as text (see [`crate::render_text`]).
     pub fn render<'a>(&'a self, scope: &Scope<'a>) -> Result<Cow<'a, str>, EvalError> {
         match &self.form {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use regex::Regex;
 use serde_json::{Map, Value};
-use sluice_expr::{Scope, StepOutputs, Template, function_names};
+use sluice_expr::{LazyRoot, Scope, StepOutputs, Template, function_names};
 
 const ROOTS: &[&str] = &[
     "message", "steps", "global", "account", "metadata", "item", "index", "error",
@@ -69,7 +69,7 @@ fn check(template: &str, expect: &Expect, roots: &BTreeMap<&str, Value>) -> Resu
         steps: steps.map(|s| s as &dyn StepOutputs),
         global: roots.get("global"),
         account: roots.get("account"),
-        metadata: roots.get("metadata"),
+        metadata: roots.get("metadata").map(|m| m as &dyn LazyRoot),
         item: roots.get("item"),
         index: roots.get("index"),
         error: roots.get("error"),
