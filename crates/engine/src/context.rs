@@ -75,7 +75,7 @@ pub(crate) struct Shared {
     pub metadata: std::sync::OnceLock<Value>,
     pub services: Services,
     pub mocks: Option<Mocks>,
-    pub mask: Mask,
+    pub mask: std::sync::Arc<Mask>,
     pub trace_payloads: bool,
     pub max_trace_entries: usize,
     pub call_depth: u32,

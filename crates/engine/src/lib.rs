@@ -30,6 +30,7 @@ pub use error::{FlowError, LoadError};
 pub use field::FieldRef;
 pub use files::FileCaller;
 pub use load::{compile_document, load_file, load_str};
+pub use mask::{MASKED, Mask};
 pub use plan::{Execution, Plan, RunOptions};
 pub use run::run_steps;
 pub use services::Services;

@@ -93,6 +93,8 @@ pub struct Execution {
     pub logs: Vec<LogLine>,
     pub trace: Vec<TraceEntry>,
     pub duration: Duration,
+    /// What this execution hides: use it on anything stored or shown.
+    pub mask: Arc<Mask>,
 }
 
 impl Plan {
@@ -128,7 +130,7 @@ impl Plan {
             redelivery: options.redelivery,
         };
         let secrets = Mask::account_secrets(&options.accounts);
-        let mask = Mask::new(self.sensitive.clone(), secrets);
+        let mask = Arc::new(Mask::new(self.sensitive.clone(), secrets));
         let limit = options.timeout.unwrap_or_else(|| self.trigger_timeout());
         let shared = Arc::new(Shared {
             globals: options.globals,
@@ -137,7 +139,7 @@ impl Plan {
             metadata: std::sync::OnceLock::new(),
             services: options.services,
             mocks: options.mocks,
-            mask,
+            mask: mask.clone(),
             trace_payloads: options.trace_payloads,
             max_trace_entries: MAX_TRACE_ENTRIES,
             call_depth: options.call_depth,
@@ -167,6 +169,7 @@ impl Plan {
             logs: cx.logs,
             trace: cx.trace,
             duration: started.elapsed(),
+            mask,
         }
     }
 }

@@ -19,8 +19,8 @@ pub use document::{Document, Format, Position, SourceMap};
 pub use human::{ByteSize, HumanDuration};
 pub use path::FieldPath;
 pub use pipeline::{
-    COMMON_STEP_FIELDS, HttpAuth, HttpTrigger, PipelineDef, SchedulerTrigger, StepCommon, StepDef,
-    TestCase, Trigger,
+    BodyEncoding, COMMON_STEP_FIELDS, HttpAuth, HttpTrigger, PipelineDef, SchedulerTrigger,
+    StepCommon, StepDef, TestCase, Trigger,
 };
 pub use problem::{Problem, Problems};
 pub use schema::{StepKind, StructureValidator, pipeline_schema};

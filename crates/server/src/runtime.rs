@@ -1,0 +1,867 @@
+//! The runtime: every deployment compiled once and serving with
+//! `replicas × concurrency` slots and a bounded queue; executions run
+//! here whatever started them (gateway, schedule, event, call, by hand),
+//! and each one leaves a record for the writer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use serde_json::{Map, Value, json};
+use sluice_engine::services::{
+    BoxFuture, CallRequest, EventPublisher, ObjectOp, ObjectStore, PipelineCaller, SessionStore,
+};
+use sluice_engine::{Catalog, Execution, FlowError, Plan, RunOptions, Services, compile_document};
+use sluice_spec::{Document, Format, Problems, Trigger};
+use sluice_store::{Deployment, EventTarget, ExecutionRecord, LogRecord, Scope, Store};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+
+use crate::config::ServerConfig;
+use crate::metrics::{DeploymentLabels, ExecutionLabels, Metrics, StepLabels};
+use crate::routes::RoutePattern;
+use crate::secrets::MasterKey;
+use crate::writer::ExecutionWriter;
+
+/// Deliveries of an event before it is dead-lettered, when the trigger sets none.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// Why an execution was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Every slot is busy and the queue is full.
+    Overflow,
+    /// Waited in the queue past the execution's time limit.
+    QueueTimeout,
+    /// The server is shutting down.
+    Draining,
+}
+
+impl Rejection {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::Overflow => "overflow",
+            Rejection::QueueTimeout => "queue_timeout",
+            Rejection::Draining => "draining",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Rejection::Overflow => "every replica is busy and the queue is full; try again",
+            Rejection::QueueTimeout => "no replica became free within the time limit",
+            Rejection::Draining => "the server is shutting down",
+        }
+    }
+}
+
+/// The name a deployment is found by.
+pub fn deployment_key(realm: &str, environment: &str, pipeline: &str, major: u32) -> String {
+    format!("{realm}\u{0}{environment}\u{0}{pipeline}\u{0}{major}")
+}
+
+/// Metric handles of one deployment, taken once.
+struct DeployedMetrics {
+    ok: Counter,
+    error: Counter,
+    timeout: Counter,
+    rejected: Counter,
+    duration: Histogram,
+    queue: Gauge,
+    labels: DeploymentLabels,
+}
+
+/// A deployment compiled and serving.
+pub struct Deployed {
+    pub deployment: Deployment,
+    pub plan: Plan,
+    /// The trigger's extra routes (http).
+    pub routes: Vec<RoutePattern>,
+    slots: Semaphore,
+    waiting: AtomicUsize,
+    queue_limit: usize,
+    metrics: DeployedMetrics,
+}
+
+impl Deployed {
+    /// Slots in total (`replicas × concurrency`).
+    pub fn capacity(&self) -> usize {
+        let d = &self.deployment;
+        (d.replicas.max(1) as usize).saturating_mul(d.concurrency.max(1) as usize)
+    }
+
+    /// Executions running now.
+    pub fn running(&self) -> usize {
+        self.capacity() - self.slots.available_permits()
+    }
+
+    /// Executions waiting for a slot.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The execution time limit: the deployment's, else the trigger's.
+    pub fn timeout(&self) -> Duration {
+        self.deployment
+            .timeout_ms
+            .map_or_else(|| self.plan.trigger_timeout(), Duration::from_millis)
+    }
+
+    /// Takes a slot, waiting in the bounded queue when all are busy.
+    async fn admit(&self, wait: bool) -> Result<SemaphorePermit<'_>, Rejection> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        if wait {
+            return self.slots.acquire().await.map_err(|_| Rejection::Draining);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejection::Overflow);
+        }
+        self.metrics.queue.inc();
+        let acquired = tokio::time::timeout(self.timeout(), self.slots.acquire()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.queue.dec();
+        match acquired {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(Rejection::Draining),
+            Err(_) => Err(Rejection::QueueTimeout),
+        }
+    }
+}
+
+/// What one execution is asked to do.
+pub struct RunRequest {
+    pub input: Value,
+    /// What started it: `http`, `scheduler`, `event`, `manual`, `call`, `rerun`.
+    pub trigger: &'static str,
+    pub execution_key: Option<String>,
+    pub attempt: u32,
+    pub redelivery: bool,
+    pub call_depth: u32,
+    /// Wait for a free slot however long it takes (queue-backed triggers,
+    /// whose queue is the store), instead of the bounded in-memory queue.
+    pub wait: bool,
+}
+
+impl RunRequest {
+    pub fn new(input: Value, trigger: &'static str) -> Self {
+        RunRequest {
+            input,
+            trigger,
+            execution_key: None,
+            attempt: 1,
+            redelivery: false,
+            call_depth: 0,
+            wait: false,
+        }
+    }
+}
+
+/// Globals, opened accounts and services of one realm and environment.
+pub struct EnvData {
+    pub globals: Arc<Value>,
+    pub accounts: Arc<Value>,
+    pub services: Services,
+}
+
+/// Every deployment of this process and what they share.
+pub struct Runtime {
+    pub store: Arc<dyn Store>,
+    pub catalog: Catalog,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+    pub writer: ExecutionWriter,
+    pub master: MasterKey,
+    deployments: RwLock<HashMap<String, Arc<Deployed>>>,
+    envs: RwLock<HashMap<(String, String), Arc<EnvData>>>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    draining: std::sync::atomic::AtomicBool,
+    /// Wakes the event dispatcher when something was published.
+    pub events_ready: Notify,
+    /// Wakes the scheduler when deployments changed.
+    pub schedules_changed: Notify,
+    me: Weak<Runtime>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A poisoned map only means a writer panicked between whole-entry
+    // inserts; the entries are still sound.
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Compiles a stored definition.
+pub fn compile_definition(
+    source: &str,
+    definition: &Value,
+    catalog: &Catalog,
+) -> Result<Plan, Problems> {
+    let document = Document {
+        source: source.to_owned(),
+        format: Format::Json,
+        value: definition.clone(),
+        map: sluice_spec::SourceMap::default(),
+    };
+    compile_document(&document, catalog, None)
+}
+
+impl Runtime {
+    pub fn new(
+        store: Arc<dyn Store>,
+        catalog: Catalog,
+        config: Arc<ServerConfig>,
+        metrics: Arc<Metrics>,
+        writer: ExecutionWriter,
+        master: MasterKey,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Runtime {
+            store,
+            catalog,
+            config,
+            metrics,
+            writer,
+            master,
+            deployments: RwLock::default(),
+            envs: RwLock::default(),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            events_ready: Notify::new(),
+            schedules_changed: Notify::new(),
+            me: me.clone(),
+        })
+    }
+
+    /// The serving deployment of (realm, environment, pipeline, major).
+    pub fn find(
+        &self,
+        realm: &str,
+        environment: &str,
+        pipeline: &str,
+        major: u32,
+    ) -> Option<Arc<Deployed>> {
+        read(&self.deployments)
+            .get(&deployment_key(realm, environment, pipeline, major))
+            .cloned()
+    }
+
+    /// The serving deployment of `pipeline` with the highest major.
+    pub fn find_latest(
+        &self,
+        realm: &str,
+        environment: &str,
+        pipeline: &str,
+    ) -> Option<Arc<Deployed>> {
+        self.deployed_in(realm, environment)
+            .into_iter()
+            .filter(|d| d.deployment.pipeline == pipeline)
+            .max_by_key(|d| d.deployment.major)
+    }
+
+    /// Every serving deployment of a realm and environment.
+    pub fn deployed_in(&self, realm: &str, environment: &str) -> Vec<Arc<Deployed>> {
+        read(&self.deployments)
+            .values()
+            .filter(|d| d.deployment.realm == realm && d.deployment.environment == environment)
+            .cloned()
+            .collect()
+    }
+
+    /// Every serving deployment.
+    pub fn all(&self) -> Vec<Arc<Deployed>> {
+        read(&self.deployments).values().cloned().collect()
+    }
+
+    /// Whether `deployed` is still the one serving its key.
+    pub fn is_current(&self, deployed: &Arc<Deployed>) -> bool {
+        let d = &deployed.deployment;
+        self.find(&d.realm, &d.environment, &d.pipeline, d.major)
+            .is_some_and(|current| Arc::ptr_eq(&current, deployed))
+    }
+
+    /// Compiles the deployment's version and makes it serve; the deployment
+    /// it replaces finishes what it runs and is dropped after.
+    pub fn start(&self, plan: Plan, deployment: Deployment) -> Arc<Deployed> {
+        let labels = DeploymentLabels {
+            realm: deployment.realm.clone(),
+            environment: deployment.environment.clone(),
+            pipeline: deployment.pipeline.clone(),
+            major: deployment.major.to_string(),
+        };
+        let counter = |status: &'static str| {
+            self.metrics
+                .executions
+                .get_or_create(&ExecutionLabels {
+                    realm: labels.realm.clone(),
+                    environment: labels.environment.clone(),
+                    pipeline: labels.pipeline.clone(),
+                    major: labels.major.clone(),
+                    status,
+                })
+                .clone()
+        };
+        let metrics = DeployedMetrics {
+            ok: counter("ok"),
+            error: counter("error"),
+            timeout: counter("timeout"),
+            rejected: counter("rejected"),
+            duration: self.metrics.durations.get_or_create(&labels).clone(),
+            queue: self.metrics.queue_depth.get_or_create(&labels).clone(),
+            labels,
+        };
+        let routes = match &plan.definition.trigger {
+            Some(Trigger::Http(http)) => http
+                .routes
+                .iter()
+                .filter_map(|r| RoutePattern::parse(r).ok())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let capacity = (deployment.replicas.max(1) as usize)
+            .saturating_mul(deployment.concurrency.max(1) as usize);
+        let deployed = Arc::new(Deployed {
+            plan,
+            routes,
+            slots: Semaphore::new(capacity),
+            waiting: AtomicUsize::new(0),
+            queue_limit: capacity.saturating_mul(self.config.queue_factor),
+            metrics,
+            deployment,
+        });
+        let d = &deployed.deployment;
+        let key = deployment_key(&d.realm, &d.environment, &d.pipeline, d.major);
+        let count = {
+            let mut map = write(&self.deployments);
+            map.insert(key, deployed.clone());
+            map.len()
+        };
+        self.metrics.deployments.set(count as i64);
+        self.schedules_changed.notify_waiters();
+        deployed
+    }
+
+    /// Stops serving a deployment; running executions finish.
+    pub fn stop(&self, realm: &str, environment: &str, pipeline: &str, major: u32) {
+        let count = {
+            let mut map = write(&self.deployments);
+            map.remove(&deployment_key(realm, environment, pipeline, major));
+            map.len()
+        };
+        self.metrics.deployments.set(count as i64);
+        self.schedules_changed.notify_waiters();
+    }
+
+    /// Forgets the cached globals and accounts of a realm and environment.
+    pub fn invalidate_env(&self, realm: &str, environment: &str) {
+        write(&self.envs).remove(&(realm.to_owned(), environment.to_owned()));
+    }
+
+    /// Globals, accounts and services of a realm and environment.
+    pub async fn env_data(&self, realm: &str, environment: &str) -> Arc<EnvData> {
+        let key = (realm.to_owned(), environment.to_owned());
+        if let Some(data) = read(&self.envs).get(&key) {
+            return data.clone();
+        }
+        let data = Arc::new(self.load_env(realm, environment).await);
+        write(&self.envs).insert(key, data.clone());
+        data
+    }
+
+    async fn load_env(&self, realm: &str, environment: &str) -> EnvData {
+        let mut globals = Map::new();
+        match self.store.list_globals(realm, environment).await {
+            Ok(list) => {
+                for g in list {
+                    globals.insert(g.name, g.value);
+                }
+            }
+            Err(e) => tracing::error!(realm, environment, error = %e, "globals cannot be read"),
+        }
+        let mut accounts = Map::new();
+        match self.store.list_accounts(realm, environment).await {
+            Ok(list) => {
+                for account in list {
+                    match self.open_account(&account.kind, &account.sealed) {
+                        Ok(value) => {
+                            accounts.insert(account.name, value);
+                        }
+                        Err(e) => tracing::error!(
+                            realm, environment, account = %account.name, error = %e,
+                            "an account cannot be opened"
+                        ),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(realm, environment, error = %e, "accounts cannot be read"),
+        }
+        let scope = Scope {
+            realm: realm.to_owned(),
+            environment: environment.to_owned(),
+        };
+        let services = Services {
+            sessions: Arc::new(StoreSessions {
+                store: self.store.clone(),
+                scope: scope.clone(),
+            }),
+            objects: Arc::new(StoreObjects {
+                store: self.store.clone(),
+                scope: scope.clone(),
+            }),
+            events: Arc::new(RuntimeEvents {
+                runtime: self.me.clone(),
+                scope: scope.clone(),
+            }),
+            pipelines: Arc::new(RuntimeCaller {
+                runtime: self.me.clone(),
+                scope,
+            }),
+        };
+        EnvData {
+            globals: Arc::new(Value::Object(globals)),
+            accounts: Arc::new(Value::Object(accounts)),
+            services,
+        }
+    }
+
+    /// An account's fields with its `type`, as `{{ account.x }}` reads it.
+    pub fn open_account(&self, kind: &str, sealed: &[u8]) -> Result<Value, String> {
+        let plain = self.master.open(sealed).map_err(|e| e.to_string())?;
+        let mut fields: Map<String, Value> =
+            serde_json::from_slice(&plain).map_err(|e| e.to_string())?;
+        fields.insert("type".into(), Value::String(kind.to_owned()));
+        Ok(Value::Object(fields))
+    }
+
+    /// Runs one execution of `deployed` and hands its record to the writer.
+    pub async fn run(
+        &self,
+        deployed: &Arc<Deployed>,
+        request: RunRequest,
+    ) -> Result<Execution, Rejection> {
+        if self.draining.load(Ordering::Acquire) {
+            self.metrics.reject(Rejection::Draining.reason());
+            return Err(Rejection::Draining);
+        }
+        let permit = match deployed.admit(request.wait).await {
+            Ok(permit) => permit,
+            Err(rejection) => {
+                self.metrics.reject(rejection.reason());
+                deployed.metrics.rejected.inc();
+                return Err(rejection);
+            }
+        };
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.metrics.in_flight.inc();
+        let _done = InFlight(self);
+        let d = &deployed.deployment;
+        let env = self.env_data(&d.realm, &d.environment).await;
+        let started_at = now_ms();
+        let input_copy = request.input.clone();
+        let options = RunOptions {
+            services: env.services.clone(),
+            globals: env.globals.clone(),
+            accounts: env.accounts.clone(),
+            realm: d.realm.clone(),
+            environment: d.environment.clone(),
+            major: d.major,
+            minor: d.minor,
+            execution_key: request.execution_key,
+            attempt: request.attempt,
+            redelivery: request.redelivery,
+            trace_payloads: true,
+            mocks: None,
+            timeout: Some(deployed.timeout()),
+            call_depth: request.call_depth,
+        };
+        let execution = deployed.plan.execute(request.input, options).await;
+        drop(permit);
+        self.observe(deployed, &execution);
+        let record = self.record(
+            deployed,
+            request.trigger,
+            started_at,
+            &input_copy,
+            &execution,
+        );
+        self.writer.submit(record);
+        Ok(execution)
+    }
+
+    fn observe(&self, deployed: &Deployed, execution: &Execution) {
+        let m = &deployed.metrics;
+        match &execution.result {
+            Ok(_) => m.ok.inc(),
+            Err(e) if e.code == "timeout" => m.timeout.inc(),
+            Err(_) => m.error.inc(),
+        };
+        m.duration.observe(execution.duration.as_secs_f64());
+        for entry in &execution.trace {
+            self.metrics
+                .steps
+                .get_or_create(&StepLabels {
+                    deployment: m.labels.clone(),
+                    r#type: entry.kind,
+                })
+                .observe(entry.duration_us as f64 / 1e6);
+        }
+    }
+
+    fn record(
+        &self,
+        deployed: &Deployed,
+        trigger: &str,
+        started_at: i64,
+        input: &Value,
+        execution: &Execution,
+    ) -> ExecutionRecord {
+        let d = &deployed.deployment;
+        let limit = self.config.payload_limit;
+        let (status, output, error) = match &execution.result {
+            Ok(output) => {
+                let answer = execution
+                    .response
+                    .as_ref()
+                    .map(|r| json!({"status": r.status, "headers": r.headers, "body": r.body}));
+                let shown = answer.as_ref().unwrap_or(output);
+                ("ok", Some(cut(&execution.mask.value(shown), limit)), None)
+            }
+            Err(e) => {
+                let status = if e.code == "timeout" {
+                    "timeout"
+                } else {
+                    "error"
+                };
+                (status, None, Some(execution.mask.value(&e.to_value())))
+            }
+        };
+        let keep_trace =
+            status != "ok" || fastrand::f64() < self.config.trace_sample_for(&d.environment);
+        let trace = keep_trace
+            .then(|| serde_json::to_value(&execution.trace).ok())
+            .flatten();
+        ExecutionRecord {
+            key: execution.key.clone(),
+            realm: d.realm.clone(),
+            environment: d.environment.clone(),
+            pipeline: d.pipeline.clone(),
+            major: d.major,
+            minor: d.minor,
+            status: status.to_owned(),
+            trigger: trigger.to_owned(),
+            started_at,
+            duration_us: u64::try_from(execution.duration.as_micros()).unwrap_or(u64::MAX),
+            input: Some(cut(&execution.mask.value(input), limit)),
+            output,
+            error,
+            trace,
+            logs: execution
+                .logs
+                .iter()
+                .map(|l| LogRecord {
+                    at: l.at,
+                    level: l.level.to_owned(),
+                    step: l.step.to_string(),
+                    message: l.message.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Queues an event for every deployment of the realm and environment
+    /// subscribed to `name`.
+    pub async fn publish(
+        &self,
+        realm: &str,
+        environment: &str,
+        name: &str,
+        payload: &Value,
+    ) -> Result<usize, sluice_store::Error> {
+        let targets: Vec<EventTarget> = self
+            .deployed_in(realm, environment)
+            .iter()
+            .filter_map(|d| match &d.plan.definition.trigger {
+                Some(Trigger::Event(e)) if e.name == name => Some(EventTarget {
+                    pipeline: d.deployment.pipeline.clone(),
+                    major: d.deployment.major,
+                    max_deliveries: e.max_deliveries.unwrap_or(DEFAULT_MAX_DELIVERIES).max(1),
+                }),
+                _ => None,
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        self.store
+            .enqueue_event(realm, environment, name, payload, &targets, now_ms())
+            .await?;
+        self.events_ready.notify_one();
+        Ok(targets.len())
+    }
+
+    /// Refuses new executions from now on.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Waits until no execution runs, at most `limit`; whether it got there.
+    pub async fn drained(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.idle.notified();
+            if self.in_flight.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.in_flight.load(Ordering::Acquire) == 0;
+            }
+        }
+    }
+
+    /// Executions running now, over every deployment.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+/// Counts an execution out when it ends, however it ends.
+struct InFlight<'a>(&'a Runtime);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// JSON text cut past `limit` bytes, with a marker saying how much is gone.
+pub fn cut(value: &Value, limit: usize) -> String {
+    let text = value.to_string();
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}…[truncated {} of {} bytes]",
+        &text[..end],
+        text.len() - end,
+        text.len()
+    )
+}
+
+fn store_error(e: sluice_store::Error) -> FlowError {
+    match e {
+        sluice_store::Error::Conflict(m) => FlowError::new("conflict", 409, m),
+        sluice_store::Error::Invalid(m) => FlowError::new("validation", 400, m),
+        sluice_store::Error::NotFound(m) => {
+            FlowError::new("not_found", 404, format!("{m} not found"))
+        }
+        other => FlowError::new("store", 500, other.to_string()),
+    }
+}
+
+struct StoreSessions {
+    store: Arc<dyn Store>,
+    scope: Scope,
+}
+
+impl SessionStore for StoreSessions {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Value>, FlowError>> {
+        Box::pin(async move {
+            self.store
+                .session_get(&self.scope, key, now_ms())
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        value: Value,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), FlowError>> {
+        Box::pin(async move {
+            self.store
+                .session_put(&self.scope, key, &value, ttl, now_ms())
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, FlowError>> {
+        Box::pin(async move {
+            self.store
+                .session_delete(&self.scope, key)
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn lock<'a>(
+        &'a self,
+        key: &'a str,
+        owner: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, FlowError>> {
+        Box::pin(async move {
+            self.store
+                .session_lock(&self.scope, key, owner, ttl, now_ms())
+                .await
+                .map_err(store_error)
+        })
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        key: &'a str,
+        owner: &'a str,
+    ) -> BoxFuture<'a, Result<bool, FlowError>> {
+        Box::pin(async move {
+            self.store
+                .session_unlock(&self.scope, key, owner)
+                .await
+                .map_err(store_error)
+        })
+    }
+}
+
+struct StoreObjects {
+    store: Arc<dyn Store>,
+    scope: Scope,
+}
+
+impl ObjectStore for StoreObjects {
+    fn execute<'a>(
+        &'a self,
+        collection: &'a str,
+        op: ObjectOp,
+    ) -> BoxFuture<'a, Result<Value, FlowError>> {
+        Box::pin(async move {
+            self.store
+                .object_execute(&self.scope, collection, op)
+                .await
+                .map_err(store_error)
+        })
+    }
+}
+
+struct RuntimeEvents {
+    runtime: Weak<Runtime>,
+    scope: Scope,
+}
+
+impl EventPublisher for RuntimeEvents {
+    fn publish<'a>(
+        &'a self,
+        name: &'a str,
+        payload: Value,
+    ) -> BoxFuture<'a, Result<(), FlowError>> {
+        Box::pin(async move {
+            let Some(runtime) = self.runtime.upgrade() else {
+                return Err(FlowError::new("unavailable", 503, "the server is stopping"));
+            };
+            runtime
+                .publish(&self.scope.realm, &self.scope.environment, name, &payload)
+                .await
+                .map(|_| ())
+                .map_err(store_error)
+        })
+    }
+}
+
+/// Most nested `call`s before the chain is cut.
+const MAX_CALL_DEPTH: u32 = 16;
+
+struct RuntimeCaller {
+    runtime: Weak<Runtime>,
+    scope: Scope,
+}
+
+impl PipelineCaller for RuntimeCaller {
+    fn call(&self, request: CallRequest) -> BoxFuture<'static, Result<Value, FlowError>> {
+        let runtime = self.runtime.clone();
+        let scope = self.scope.clone();
+        Box::pin(async move {
+            let Some(runtime) = runtime.upgrade() else {
+                return Err(FlowError::new("unavailable", 503, "the server is stopping"));
+            };
+            if request.depth > MAX_CALL_DEPTH {
+                return Err(FlowError::new(
+                    "call_depth",
+                    508,
+                    format!("calls nest deeper than {MAX_CALL_DEPTH}: is there a loop?"),
+                ));
+            }
+            let deployed = match request.major {
+                Some(major) => {
+                    runtime.find(&scope.realm, &scope.environment, &request.pipeline, major)
+                }
+                None => runtime.find_latest(&scope.realm, &scope.environment, &request.pipeline),
+            };
+            let Some(deployed) = deployed else {
+                let major = request.major.map_or_else(String::new, |m| format!(" v{m}"));
+                return Err(FlowError::new(
+                    "not_found",
+                    404,
+                    format!(
+                        "pipeline '{}'{major} is not deployed in '{}'",
+                        request.pipeline, scope.environment
+                    ),
+                ));
+            };
+            let mut run = RunRequest::new(request.input, "call");
+            run.call_depth = request.depth;
+            if request.detached {
+                let key = uuid::Uuid::now_v7().to_string();
+                run.execution_key = Some(key.clone());
+                tokio::spawn(async move {
+                    let _ = runtime.run(&deployed, run).await;
+                });
+                return Ok(json!({"executionKey": key}));
+            }
+            match runtime.run(&deployed, run).await {
+                Ok(execution) => match (execution.result, execution.response) {
+                    (Ok(_), Some(response)) => Ok(response.body),
+                    (Ok(output), None) => Ok(output),
+                    (Err(e), _) => Err(e),
+                },
+                Err(rejection) => Err(FlowError::new("unavailable", 503, rejection.message())),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_payloads_are_cut_with_a_marker() {
+        let value = json!({"text": "é".repeat(100)});
+        let text = cut(&value, 20);
+        assert!(text.contains("…[truncated"), "{text}");
+        assert!(text.ends_with(&format!("of {} bytes]", value.to_string().len())));
+        assert_eq!(cut(&json!({"a": 1}), 20), r#"{"a":1}"#);
+    }
+}
