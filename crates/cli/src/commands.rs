@@ -5,7 +5,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use sluice_engine::Catalog;
 
+pub mod remote;
 pub mod run;
+pub mod serve;
 pub mod test;
 pub mod validate;
 

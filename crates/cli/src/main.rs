@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod commands;
 mod inputs;
 
-/// Sluice: integration pipelines — run, validate and test them.
+/// Sluice: integration pipelines — run, validate and test them, serve the
+/// platform, and drive a server.
 #[derive(Parser)]
 #[command(name = "sluice", version, about, long_about = None)]
 struct Cli {
@@ -26,6 +28,28 @@ enum Command {
     Test(commands::test::TestArgs),
     /// Print the JSON Schema of the pipeline format (for editors).
     Schema,
+    /// Run the platform: API, gateway, runtime and triggers in one process.
+    Serve(commands::serve::ServeArgs),
+    /// Manage realms on a server.
+    Realm(commands::remote::RealmArgs),
+    /// Save pipeline files as versions on a server (unchanged files make none).
+    Apply(commands::remote::ApplyArgs),
+    /// Deploy a pipeline version to an environment and wait until it serves.
+    Deploy(commands::remote::DeployArgs),
+    /// Deploy to one environment the version serving in another.
+    Promote(commands::remote::PromoteArgs),
+    /// Deploy again the version served before the current one.
+    Rollback(commands::remote::RollbackArgs),
+    /// Set globals of an environment.
+    Global(commands::remote::GlobalArgs),
+    /// Set accounts (credentials) of an environment.
+    Account(commands::remote::AccountArgs),
+    /// Manage API consumers and their keys.
+    Consumer(commands::remote::ConsumerArgs),
+    /// List realms, pipelines, deployments, executions or consumers.
+    Get(commands::remote::GetArgs),
+    /// Show an execution with its log lines and trace.
+    Logs(commands::remote::LogsArgs),
 }
 
 /// Exit codes scripts can trust.
@@ -55,6 +79,17 @@ fn main() -> ExitCode {
             Command::Validate(args) => commands::validate::run(&args),
             Command::Test(args) => commands::test::run(args).await,
             Command::Schema => commands::schema(),
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Realm(args) => commands::remote::realm(args).await,
+            Command::Apply(args) => commands::remote::apply(args).await,
+            Command::Deploy(args) => commands::remote::deploy(args).await,
+            Command::Promote(args) => commands::remote::promote(args).await,
+            Command::Rollback(args) => commands::remote::rollback(args).await,
+            Command::Global(args) => commands::remote::global(args).await,
+            Command::Account(args) => commands::remote::account(args).await,
+            Command::Consumer(args) => commands::remote::consumer(args).await,
+            Command::Get(args) => commands::remote::get(args).await,
+            Command::Logs(args) => commands::remote::logs(args).await,
         }
     });
     match code {

@@ -2,7 +2,7 @@
 //! `{code, message, details}` with the status that fits. Internal failures
 //! are logged in full and answered without their internals.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -15,6 +15,9 @@ pub struct ApiError {
     pub details: Option<Box<Value>>,
     /// Seconds to wait before trying again (429, 503).
     pub retry_after: Option<u64>,
+    /// One more header the answer needs (`Allow` on 405,
+    /// `WWW-Authenticate` on 401).
+    pub header: Option<Box<(HeaderName, HeaderValue)>>,
 }
 
 /// `Result` with the API error.
@@ -28,6 +31,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            header: None,
         }
     }
 
@@ -60,6 +64,11 @@ impl ApiError {
         )
     }
 
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.header = Some(Box::new((name, value)));
+        self
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(Box::new(details));
         self
@@ -89,6 +98,10 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(extra) = self.header {
+            let (name, value) = *extra;
+            response.headers_mut().insert(name, value);
         }
         response
     }

@@ -204,12 +204,12 @@ async fn serve(
             && !trigger
                 .methods
                 .iter()
-                .any(|m| format!("{m:?}").eq_ignore_ascii_case(method.as_str()))
+                .any(|m| m.as_str() == method.as_str())
         {
             let allowed: Vec<String> = trigger
                 .methods
                 .iter()
-                .map(|m| format!("{m:?}").to_uppercase())
+                .map(|m| m.as_str().to_owned())
                 .collect();
             let mut error = ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -220,8 +220,10 @@ async fn serve(
                     allowed.join(", ")
                 ),
             );
-            error.details = Some(Box::new(json!({"allowed": allowed})));
-            return Err(error);
+            if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                error = error.with_header(header::ALLOW, value);
+            }
+            return Err(error.with_details(json!({"allowed": allowed})));
         }
         let sub_path = path
             .rest
@@ -304,7 +306,7 @@ fn preflight(trigger: &HttpTrigger, headers: &HeaderMap, origin: Option<HeaderVa
         trigger
             .methods
             .iter()
-            .map(|m| format!("{m:?}").to_uppercase())
+            .map(|m| m.as_str())
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -358,11 +360,14 @@ async fn authenticate(
             Some((user, password)) => (password, Some(user)),
             None => {
                 state.runtime.metrics.reject("auth");
-                let mut response = ApiError::unauthorized(
+                return Err(ApiError::unauthorized(
                     "this pipeline needs basic auth: the consumer name and one of its keys",
-                );
-                response.details = Some(Box::new(json!({"scheme": "Basic"})));
-                return Err(response);
+                )
+                .with_header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"sluice\""),
+                )
+                .with_details(json!({"scheme": "Basic"})));
             }
         },
     };

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use serde_json::json;
@@ -50,18 +50,23 @@ impl Schedule {
     /// The first firing after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&after.with_timezone(&self.zone), false)
+            .find_next_occurrence(&whole_second(after).with_timezone(&self.zone), false)
             .ok()
-            .map(|t| t.with_timezone(&Utc))
+            .map(|t| whole_second(t.with_timezone(&Utc)))
     }
 
     /// The last firing at or before `at`.
     pub fn previous(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_previous_occurrence(&at.with_timezone(&self.zone), true)
+            .find_previous_occurrence(&whole_second(at).with_timezone(&self.zone), true)
             .ok()
-            .map(|t| t.with_timezone(&Utc))
+            .map(|t| whole_second(t.with_timezone(&Utc)))
     }
+}
+
+/// Firings are whole seconds, so a tick has one name in the store.
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
 }
 
 /// Keeps one task per scheduled deployment until aborted.
@@ -194,4 +199,72 @@ async fn fire(
             busy.store(false, Ordering::Release);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(cron: &str, zone: Option<&str>) -> Schedule {
+        let trigger = SchedulerTrigger {
+            cron: cron.to_owned(),
+            timezone: zone.map(str::to_owned),
+            concurrent: true,
+        };
+        Schedule::parse(&trigger).unwrap_or_else(|(path, m)| panic!("{path}: {m}"))
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    #[test]
+    fn a_time_zone_moves_the_firing_with_summer_time() {
+        let s = schedule("0 30 9 * * *", Some("Europe/Berlin"));
+        assert_eq!(
+            s.next_after(at("2026-01-10T00:00:00Z")),
+            Some(at("2026-01-10T08:30:00Z"))
+        );
+        assert_eq!(
+            s.next_after(at("2026-07-10T00:00:00Z")),
+            Some(at("2026-07-10T07:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn firings_are_whole_seconds_whatever_the_clock_reads() {
+        let s = schedule("* * * * * *", None);
+        let now = at("2026-01-10T10:00:05.731Z");
+        assert_eq!(s.previous(now), Some(at("2026-01-10T10:00:05Z")));
+        assert_eq!(s.next_after(now), Some(at("2026-01-10T10:00:06Z")));
+        let five = schedule("*/5 * * * *", None);
+        assert_eq!(
+            five.previous(at("2026-01-10T10:07:59.9Z")),
+            Some(at("2026-01-10T10:05:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_bad_cron_or_zone_names_its_field() {
+        let bad = SchedulerTrigger {
+            cron: "every day".into(),
+            timezone: None,
+            concurrent: true,
+        };
+        assert_eq!(
+            Schedule::parse(&bad).err().map(|e| e.0),
+            Some("trigger.cron")
+        );
+        let zone = SchedulerTrigger {
+            cron: "0 * * * *".into(),
+            timezone: Some("Mars/Olympus".into()),
+            concurrent: true,
+        };
+        assert_eq!(
+            Schedule::parse(&zone).err().map(|e| e.0),
+            Some("trigger.timezone")
+        );
+    }
 }

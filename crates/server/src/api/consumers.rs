@@ -1,7 +1,8 @@
 //! Consumers of the gateway and their API keys (shown once, kept hashed).
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};

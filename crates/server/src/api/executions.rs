@@ -1,8 +1,9 @@
 //! Executions: search, one with its log lines and trace, re-run; and the
 //! dead letters of the event queue.
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};

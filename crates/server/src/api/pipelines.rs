@@ -1,17 +1,19 @@
 //! Pipelines and their versions.
 
+use super::{Path, Query};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_engine::{LoadError, load_str};
-use sluice_spec::{Format, Problems};
+use sluice_spec::{FieldPath, Format, Problem, Problems, Trigger};
 use sluice_store::{PipelineSummary, PipelineVersion, SaveMode};
 
 use super::{Listing, PageQuery, RawBody, audit};
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::scheduler::Schedule;
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -54,10 +56,11 @@ pub fn invalid(problems: &Problems) -> ApiError {
         .items
         .first()
         .map_or_else(String::new, |p| format!(": {}: {}", p.path, p.message));
-    ApiError::bad_request(format!(
-        "the pipeline has {} problem(s){first}",
-        items.len()
-    ))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        format!("the pipeline has {} problem(s){first}", items.len()),
+    )
     .with_details(json!({"file": problems.file, "problems": items}))
 }
 
@@ -138,6 +141,16 @@ async fn save_version(
         Err(LoadError::Invalid(problems)) => return Err(invalid(&problems)),
         Err(other) => return Err(ApiError::bad_request(other.to_string())),
     };
+    if let Some(Trigger::Scheduler(trigger)) = &plan.definition.trigger
+        && let Err((path, message)) = Schedule::parse(trigger)
+    {
+        let mut problems = Problems::new(source.clone());
+        problems.push(Problem::new(
+            FieldPath::from_pointer(&format!("/{}", path.replace('.', "/"))),
+            message,
+        ));
+        return Err(invalid(&problems));
+    }
     let name = plan.definition.name.clone();
     if let Some(expected) = expected_name
         && expected != name

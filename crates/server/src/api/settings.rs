@@ -1,8 +1,9 @@
 //! Globals and accounts of an environment. Account values are sealed
 //! with the master key and never answered; only their field names are.
 
+use super::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
