@@ -72,6 +72,9 @@ impl SqliteStore {
         Self::connect(options, 1).await
     }
 
+    /// Every write transaction is `BEGIN IMMEDIATE`: it takes the write
+    /// lock at once, so two writers queue on the busy timeout instead of
+    /// one failing with "database is locked" when a read upgrades.
     async fn connect(options: SqliteConnectOptions, connections: u32) -> Result<Self> {
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
@@ -176,7 +179,7 @@ fn limit(page: Page) -> (i64, i64) {
 impl Store for SqliteStore {
     async fn create_realm(&self, name: &str) -> Result<Realm> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query("INSERT INTO realms (name, created_at) VALUES (?, ?)")
             .bind(name)
             .bind(now)
@@ -289,7 +292,7 @@ impl Store for SqliteStore {
     ) -> Result<Saved> {
         self.realm_must_exist(realm).await?;
         let text = json_text(definition)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let newest = sqlx::query(
             "SELECT * FROM versions WHERE realm = ? AND name = ? ORDER BY major DESC, minor DESC LIMIT 1",
         )
@@ -459,7 +462,7 @@ impl Store for SqliteStore {
         self.environment_must_exist(&deployment.realm, &deployment.environment)
             .await?;
         let body = json_text(deployment)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO deployments (realm, environment, pipeline, major, body) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (realm, environment, pipeline, major) DO UPDATE SET body = excluded.body",
@@ -555,7 +558,7 @@ impl Store for SqliteStore {
                 "deployment of '{pipeline}' v{major} in '{environment}'"
             )));
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "DELETE FROM deployments WHERE realm = ? AND environment = ? AND pipeline = ? AND major = ?",
         )
@@ -1043,7 +1046,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for record in records {
             sqlx::query(
                 "INSERT OR REPLACE INTO executions (key, realm, environment, pipeline, major, minor, status, trigger, \
@@ -1260,7 +1263,7 @@ impl Store for SqliteStore {
     }
 
     async fn object_execute(&self, scope: &Scope, collection: &str, op: ObjectOp) -> Result<Value> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let result = objects::execute(&mut tx, scope, collection, op).await?;
         tx.commit().await?;
         Ok(result)
@@ -1276,7 +1279,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Vec<i64>> {
         let text = json_text(payload)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(targets.len());
         for target in targets {
             let id = sqlx::query(

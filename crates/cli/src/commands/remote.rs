@@ -172,6 +172,9 @@ enum ConsumerCommand {
         /// A rate limit, `REQUESTS/PERIOD`, e.g. `100/1m`.
         #[arg(long)]
         rate_limit: Option<String>,
+        /// Print only the key (for `KEY=$(sluice consumer create …)`).
+        #[arg(short, long)]
+        quiet: bool,
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
@@ -205,8 +208,12 @@ pub struct GetArgs {
     /// Executions: text in the payloads, errors or log lines.
     #[arg(long = "search")]
     search: Option<String>,
+    /// Most items shown (newest first for executions).
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Print only the first column (names, or execution keys), one per line.
+    #[arg(short, long)]
+    quiet: bool,
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     output: Output,
     #[command(flatten)]
@@ -499,6 +506,7 @@ pub async fn consumer(args: ConsumerArgs) -> Result<u8> {
             env,
             pipelines,
             rate_limit: limit,
+            quiet,
             output,
         } => {
             let mut body = json!({"name": name, "pipelines": pipelines});
@@ -508,7 +516,9 @@ pub async fn consumer(args: ConsumerArgs) -> Result<u8> {
             let created = client
                 .post(&format!("{}/consumers", env_path(&realm, &env)), body)
                 .await?;
-            if output == Output::Json {
+            if quiet {
+                println!("{}", cell(&created, "key"));
+            } else if output == Output::Json {
                 print_json(&created)?;
             } else {
                 println!("consumer {name} created in {realm}/{env}");
@@ -622,6 +632,15 @@ pub async fn get(args: GetArgs) -> Result<u8> {
         return Ok(0);
     }
     let items = listing["items"].as_array().cloned().unwrap_or_default();
+    if args.quiet {
+        let mut text = String::new();
+        for item in &items {
+            text.push_str(&cell(item, columns[0]));
+            text.push('\n');
+        }
+        crate::client::emit(&text);
+        return Ok(0);
+    }
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|item| {
