@@ -20,14 +20,18 @@ pub struct ServerConfig {
     pub trace_sample: HashMap<String, f64>,
     /// For environments not in `trace_sample`.
     pub default_trace_sample: f64,
+    /// At most this many successful traces are kept per deployment and
+    /// second, whatever the sample (failures always keep theirs).
+    pub trace_budget: u32,
     /// How long execution records are kept, per environment.
     pub retention: HashMap<String, Duration>,
     /// For environments not in `retention`.
     pub default_retention: Duration,
     /// How often the retention job runs.
     pub retention_interval: Duration,
-    /// Execution records buffered for the writer before new ones are dropped.
-    pub writer_capacity: usize,
+    /// Bytes of execution records waiting for the writer; when full, new
+    /// executions wait for room (records are never dropped for speed).
+    pub writer_memory: usize,
     /// How long shutdown waits for in-flight executions.
     pub drain_timeout: Duration,
     /// Largest request body when a trigger sets none.
@@ -48,13 +52,14 @@ impl Default for ServerConfig {
             payload_limit: 64 * 1024,
             trace_sample: HashMap::from([("test".to_owned(), 1.0)]),
             default_trace_sample: 0.1,
+            trace_budget: 20,
             retention: HashMap::from([("test".to_owned(), 3 * day), ("prod".to_owned(), 10 * day)]),
             default_retention: 10 * day,
             retention_interval: Duration::from_secs(3600),
-            writer_capacity: 20_000,
+            writer_memory: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             default_max_body: 5 * 1024 * 1024,
-            queue_factor: 1,
+            queue_factor: 10,
             event_poll: Duration::from_millis(500),
         }
     }

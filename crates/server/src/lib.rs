@@ -97,7 +97,7 @@ impl Server {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let (writer, writer_task) =
-            writer::ExecutionWriter::start(store.clone(), metrics.clone(), config.writer_capacity);
+            writer::ExecutionWriter::start(store.clone(), metrics.clone(), config.writer_memory);
         let runtime = Runtime::new(
             store.clone(),
             Catalog::core(),

@@ -62,6 +62,7 @@ pub struct Metrics {
     pub writer_queue: Gauge,
     pub writer_written: Counter,
     pub writer_dropped: Counter,
+    pub writer_waits: Counter,
     pub writer_batch_seconds: Histogram,
     pub events_delivered: Counter,
     pub events_retried: Counter,
@@ -123,9 +124,15 @@ impl Default for Metrics {
             writer_written.clone(),
         );
         let writer_dropped = Counter::default();
+        let writer_waits = Counter::default();
+        registry.register(
+            "execution_writer_waits",
+            "Executions that waited for room because the writer was behind",
+            writer_waits.clone(),
+        );
         registry.register(
             "execution_records_dropped",
-            "Execution records dropped because the writer fell behind or the store failed",
+            "Execution records given up because the store failed to write them",
             writer_dropped.clone(),
         );
         let writer_batch_seconds = latency_buckets();
@@ -165,6 +172,7 @@ impl Default for Metrics {
             writer_queue,
             writer_written,
             writer_dropped,
+            writer_waits,
             writer_batch_seconds,
             events_delivered,
             events_retried,

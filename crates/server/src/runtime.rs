@@ -84,6 +84,39 @@ pub struct Deployed {
     waiting: AtomicUsize,
     queue_limit: usize,
     metrics: DeployedMetrics,
+    /// Successful executions whose trace is kept, per second.
+    trace_budget: PerSecond,
+}
+
+/// A count per wall-clock second, taken without a lock: the second in
+/// the high 32 bits, the count in the low ones.
+#[derive(Default)]
+struct PerSecond(std::sync::atomic::AtomicU64);
+
+impl PerSecond {
+    /// Counts one more in this second when fewer than `limit` were.
+    fn take(&self, limit: u32) -> bool {
+        let second = (now_ms() / 1000) as u64 & 0xffff_ffff;
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            let (at, count) = (current >> 32, current & 0xffff_ffff);
+            let next = if at == second {
+                if count >= u64::from(limit) {
+                    return false;
+                }
+                current + 1
+            } else {
+                (second << 32) | 1
+            };
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
 }
 
 impl Deployed {
@@ -342,6 +375,7 @@ impl Runtime {
             waiting: AtomicUsize::new(0),
             queue_limit: capacity.saturating_mul(self.config.queue_factor),
             metrics,
+            trace_budget: PerSecond::default(),
             deployment,
         });
         let d = &deployed.deployment;
@@ -499,7 +533,7 @@ impl Runtime {
             &input_copy,
             &execution,
         );
-        self.writer.submit(record);
+        self.writer.submit(record).await;
         Ok(execution)
     }
 
@@ -550,10 +584,11 @@ impl Runtime {
                 (status, None, Some(execution.mask.value(&e.to_value())))
             }
         };
-        let keep_trace =
-            status != "ok" || fastrand::f64() < self.config.trace_sample_for(&d.environment);
+        let keep_trace = status != "ok"
+            || (fastrand::f64() < self.config.trace_sample_for(&d.environment)
+                && deployed.trace_budget.take(self.config.trace_budget));
         let trace = keep_trace
-            .then(|| serde_json::to_value(&execution.trace).ok())
+            .then(|| serde_json::to_string(&execution.trace).ok())
             .flatten();
         ExecutionRecord {
             key: execution.key.clone(),

@@ -1,22 +1,31 @@
 //! The execution record writer: executions hand their records over a
-//! bounded channel and go on; one task writes them in batches. When the
-//! channel is full the record is dropped and counted — the request never
-//! waits on the store.
+//! channel and go on; one task writes them in batches. The records waiting
+//! are bounded in bytes: when that budget is spent, the next execution
+//! waits for room (backpressure) instead of its record being dropped —
+//! every execution keeps its record, and memory stays bounded.
 
 use std::sync::Arc;
 
 use sluice_store::{ExecutionRecord, Store};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::metrics::Metrics;
 
 /// Most records written in one transaction.
 const BATCH: usize = 512;
 
+/// The budget is counted in KiB.
+const UNIT: usize = 1024;
+
+/// A record with the room it holds in the budget.
+type Queued = (ExecutionRecord, OwnedSemaphorePermit);
+
 /// Hands records to the writer task.
 #[derive(Clone)]
 pub struct ExecutionWriter {
-    sender: mpsc::Sender<ExecutionRecord>,
+    sender: mpsc::UnboundedSender<Queued>,
+    room: Arc<Semaphore>,
+    units: u32,
     metrics: Arc<Metrics>,
     flushed: Arc<Notify>,
     stop: Arc<Notify>,
@@ -27,9 +36,11 @@ impl ExecutionWriter {
     pub fn start(
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
-        capacity: usize,
+        memory: usize,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let units = u32::try_from((memory / UNIT).max(64)).unwrap_or(u32::MAX >> 4);
+        let room = Arc::new(Semaphore::new(units as usize));
         let stop = Arc::new(Notify::new());
         let flushed = Arc::new(Notify::new());
         let task = tokio::spawn(write_loop(
@@ -42,6 +53,8 @@ impl ExecutionWriter {
         (
             ExecutionWriter {
                 sender,
+                room,
+                units,
                 metrics,
                 flushed,
                 stop,
@@ -50,15 +63,29 @@ impl ExecutionWriter {
         )
     }
 
-    /// Queues a record, or drops and counts it when the writer is behind.
-    pub fn submit(&self, record: ExecutionRecord) {
-        match self.sender.try_send(record) {
-            Ok(()) => {
-                self.metrics.writer_queue.inc();
-            }
+    /// Queues a record; waits for room when the writer is that far behind.
+    pub async fn submit(&self, record: ExecutionRecord) {
+        let units = u32::try_from(size_of(&record) / UNIT + 1)
+            .unwrap_or(u32::MAX)
+            .min(self.units);
+        let permit = match self.room.clone().try_acquire_many_owned(units) {
+            Ok(permit) => permit,
             Err(_) => {
-                self.metrics.writer_dropped.inc();
+                self.metrics.writer_waits.inc();
+                match self.room.clone().acquire_many_owned(units).await {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        self.metrics.writer_dropped.inc();
+                        return;
+                    }
+                }
             }
+        };
+        self.metrics.writer_queue.inc();
+        if self.sender.send((record, permit)).is_err() {
+            // The writer has stopped (shutdown is over).
+            self.metrics.writer_queue.dec();
+            self.metrics.writer_dropped.inc();
         }
     }
 
@@ -79,20 +106,34 @@ impl ExecutionWriter {
     }
 }
 
+/// About how many bytes a record holds.
+fn size_of(r: &ExecutionRecord) -> usize {
+    let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+    256 + text(&r.input)
+        + text(&r.output)
+        + text(&r.trace)
+        + r.error.as_ref().map_or(0, |_| 256)
+        + r.logs.iter().map(|l| 64 + l.message.len()).sum::<usize>()
+}
+
 async fn write_loop(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    mut receiver: mpsc::Receiver<ExecutionRecord>,
+    mut receiver: mpsc::UnboundedReceiver<Queued>,
     stop: Arc<Notify>,
     flushed: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut permits = Vec::with_capacity(BATCH);
     let mut stopping = false;
     loop {
         if !stopping {
             tokio::select! {
                 got = receiver.recv() => match got {
-                    Some(record) => batch.push(record),
+                    Some((record, permit)) => {
+                        batch.push(record);
+                        permits.push(permit);
+                    }
                     None => stopping = true,
                 },
                 () = stop.notified() => stopping = true,
@@ -100,7 +141,10 @@ async fn write_loop(
         }
         while batch.len() < BATCH {
             match receiver.try_recv() {
-                Ok(record) => batch.push(record),
+                Ok((record, permit)) => {
+                    batch.push(record);
+                    permits.push(permit);
+                }
                 Err(_) => break,
             }
         }
@@ -112,9 +156,13 @@ async fn write_loop(
         }
         let started = std::time::Instant::now();
         let mut result = store.insert_executions(&batch).await;
-        if result.is_err() {
-            // A busy database gets one more chance before the batch is lost.
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for wait_ms in [100, 500, 2000] {
+            if result.is_ok() {
+                break;
+            }
+            // A busy or briefly failing database gets more chances before
+            // the batch is given up (and counted as dropped).
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
             result = store.insert_executions(&batch).await;
         }
         let count = batch.len() as i64;
@@ -132,6 +180,62 @@ async fn write_loop(
             .observe(started.elapsed().as_secs_f64());
         metrics.writer_queue.dec_by(count);
         batch.clear();
+        permits.clear();
         flushed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> ExecutionRecord {
+        ExecutionRecord {
+            key: format!("k{i}"),
+            realm: "acme".into(),
+            environment: "test".into(),
+            pipeline: "p".into(),
+            major: 1,
+            minor: 0,
+            status: "ok".into(),
+            trigger: "http".into(),
+            started_at: 1,
+            duration_us: 1,
+            input: Some("x".repeat(10 * 1024)),
+            output: None,
+            error: None,
+            trace: None,
+            logs: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_writer_makes_executions_wait_and_loses_nothing() {
+        let store: Arc<dyn Store> = Arc::new(
+            sluice_store::SqliteStore::in_memory()
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        store
+            .create_realm("acme")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let metrics = Arc::new(Metrics::default());
+        // 64 KiB of room: six of these records.
+        let (writer, task) = ExecutionWriter::start(store.clone(), metrics.clone(), 64 * 1024);
+        for i in 0..200 {
+            writer.submit(record(i)).await;
+        }
+        writer.flush().await;
+        assert_eq!(metrics.writer_written.get(), 200);
+        assert_eq!(metrics.writer_dropped.get(), 0);
+        assert!(metrics.writer_waits.get() > 0, "no execution ever waited");
+        writer.stop();
+        let _ = task.await;
+        let stored = store
+            .get_execution("acme", "k199")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(stored.is_some());
     }
 }

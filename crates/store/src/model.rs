@@ -247,7 +247,8 @@ pub struct ExecutionRecord {
     pub output: Option<String>,
     pub error: Option<Value>,
     /// The per-step trace (kept for failures and sampled successes).
-    pub trace: Option<Value>,
+    /// As JSON text: it is written and shown whole, never queried.
+    pub trace: Option<String>,
     #[serde(default)]
     pub logs: Vec<LogRecord>,
 }

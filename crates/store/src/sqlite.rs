@@ -148,7 +148,7 @@ fn execution_of(row: &sqlx::sqlite::SqliteRow, with_trace: bool) -> Result<Execu
         input: row.try_get("input")?,
         output: row.try_get("output")?,
         error: error.as_deref().map(parse).transpose()?,
-        trace: trace.as_deref().map(parse).transpose()?,
+        trace,
         logs: Vec::new(),
     })
 }
@@ -1065,7 +1065,7 @@ impl Store for SqliteStore {
             .bind(&record.input)
             .bind(&record.output)
             .bind(record.error.as_ref().map(json_text).transpose()?)
-            .bind(record.trace.as_ref().map(json_text).transpose()?)
+            .bind(&record.trace)
             .execute(&mut *tx)
             .await?;
             if !record.logs.is_empty() {
@@ -1310,6 +1310,15 @@ impl Store for SqliteStore {
         now: i64,
         lease: Duration,
     ) -> Result<Vec<QueuedEvent>> {
+        // A read first: in WAL mode it never waits for a writer, so an idle
+        // queue costs no write lock.
+        let due = sqlx::query("SELECT 1 FROM event_queue WHERE dead = 0 AND next_at <= ? LIMIT 1")
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "UPDATE event_queue SET attempts = attempts + 1, next_at = ?, leased = 1 \
              WHERE id IN (SELECT id FROM event_queue WHERE dead = 0 AND next_at <= ? ORDER BY next_at, id LIMIT ?) \

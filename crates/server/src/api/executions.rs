@@ -159,7 +159,11 @@ pub async fn get(
     };
     let mut view = record_view(&record);
     view["logs"] = json!(record.logs);
-    view["trace"] = record.trace.clone().unwrap_or(Value::Null);
+    view["trace"] = record
+        .trace
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null);
     Ok(Json(view))
 }
 

@@ -318,7 +318,8 @@ async fn a_consumer_over_its_rate_limit_gets_429_with_retry_after() {
 
 #[tokio::test]
 async fn overflow_beyond_slots_and_queue_is_503_at_once() {
-    let h = Harness::new().await;
+    // As many waiting places as slots (the default is ten times as many).
+    let h = Harness::with(|c| c.queue_factor = 1).await;
     h.realm("acme").await;
     h.save(
         "acme",

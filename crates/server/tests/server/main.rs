@@ -6,4 +6,5 @@
 mod api;
 mod gateway;
 mod harness;
+mod records;
 mod triggers;
