@@ -20,6 +20,10 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, tag: &str) -> Served {
+        Self::start_with(dir, tag, &[])
+    }
+
+    fn start_with(dir: &Path, tag: &str, args: &[&str]) -> Served {
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().to_string()
@@ -29,6 +33,7 @@ impl Served {
             .args(["serve", "--data"])
             .arg(dir.join("data"))
             .args(["--listen", &addr])
+            .args(args)
             .env_remove("SLUICE_ADMIN_TOKEN")
             .env_remove("SLUICE_MASTER_KEY")
             .stdout(std::fs::File::create(&log).unwrap())
@@ -389,7 +394,7 @@ fn client_errors_are_clear_and_exit_non_zero() {
     let dir = std::env::temp_dir().join(format!("sluice-serve-errors-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let served = Served::start(&dir, "1");
+    let served = Served::start_with(&dir, "1", &["--log-format", "json"]);
     let token = std::fs::read_to_string(dir.join("data/admin-token")).unwrap();
     let token = token.trim();
     std::fs::write(
@@ -440,6 +445,17 @@ fn client_errors_are_clear_and_exit_non_zero() {
         String::from_utf8_lossy(&out.stderr).contains("cannot reach the server"),
         "{out:?}"
     );
-    drop(served);
+    assert!(served.stop().success());
+    // The server's own logs are JSON lines.
+    let logs = std::fs::read_to_string(dir.join("serve-1.err")).unwrap();
+    let lines: Vec<&str> = logs.lines().collect();
+    assert!(lines.len() >= 2, "{logs}");
+    for line in lines {
+        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            entry["level"].is_string() && entry["fields"].is_object(),
+            "{line}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

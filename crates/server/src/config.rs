@@ -56,7 +56,7 @@ impl Default for ServerConfig {
             retention: HashMap::from([("test".to_owned(), 3 * day), ("prod".to_owned(), 10 * day)]),
             default_retention: 10 * day,
             retention_interval: Duration::from_secs(3600),
-            writer_memory: 64 * 1024 * 1024,
+            writer_memory: 16 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             default_max_body: 5 * 1024 * 1024,
             queue_factor: 10,

@@ -1046,46 +1046,58 @@ impl Store for SqliteStore {
     }
 
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<()> {
+        // Multi-row statements: one statement per chunk of records instead
+        // of one per record and log line.
+        const ROWS: usize = 256;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for record in records {
-            sqlx::query(
-                "INSERT OR REPLACE INTO executions (key, realm, environment, pipeline, major, minor, status, trigger, \
-                 started_at, duration_us, input, output, error, trace) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&record.key)
-            .bind(&record.realm)
-            .bind(&record.environment)
-            .bind(&record.pipeline)
-            .bind(i64::from(record.major))
-            .bind(i64::from(record.minor))
-            .bind(&record.status)
-            .bind(&record.trigger)
-            .bind(record.started_at)
-            .bind(i64::try_from(record.duration_us).unwrap_or(i64::MAX))
-            .bind(&record.input)
-            .bind(&record.output)
-            .bind(record.error.as_ref().map(json_text).transpose()?)
-            .bind(&record.trace)
-            .execute(&mut *tx)
-            .await?;
-            if !record.logs.is_empty() {
-                sqlx::query("DELETE FROM execution_logs WHERE key = ?")
-                    .bind(&record.key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for (seq, line) in record.logs.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO execution_logs (key, seq, at, level, step, message) VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(&record.key)
-                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-                .bind(line.at)
-                .bind(&line.level)
-                .bind(&line.step)
-                .bind(&line.message)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in records.chunks(ROWS) {
+            let errors = chunk
+                .iter()
+                .map(|r| r.error.as_ref().map(json_text).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR REPLACE INTO executions (key, realm, environment, pipeline, major, minor, status, \
+                 trigger, started_at, duration_us, input, output, error, trace) ",
+            );
+            insert.push_values(chunk.iter().zip(errors), |mut row, (record, error)| {
+                row.push_bind(&record.key)
+                    .push_bind(&record.realm)
+                    .push_bind(&record.environment)
+                    .push_bind(&record.pipeline)
+                    .push_bind(i64::from(record.major))
+                    .push_bind(i64::from(record.minor))
+                    .push_bind(&record.status)
+                    .push_bind(&record.trigger)
+                    .push_bind(record.started_at)
+                    .push_bind(i64::try_from(record.duration_us).unwrap_or(i64::MAX))
+                    .push_bind(&record.input)
+                    .push_bind(&record.output)
+                    .push_bind(error)
+                    .push_bind(&record.trace);
+            });
+            insert.build().execute(&mut *tx).await?;
+            let lines: Vec<(&str, usize, &LogRecord)> = chunk
+                .iter()
+                .flat_map(|r| {
+                    r.logs
+                        .iter()
+                        .enumerate()
+                        .map(|(seq, l)| (r.key.as_str(), seq, l))
+                })
+                .collect();
+            for lines in lines.chunks(ROWS * 2) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT OR REPLACE INTO execution_logs (key, seq, at, level, step, message) ",
+                );
+                insert.push_values(lines, |mut row, (key, seq, line)| {
+                    row.push_bind(*key)
+                        .push_bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                        .push_bind(line.at)
+                        .push_bind(&line.level)
+                        .push_bind(&line.step)
+                        .push_bind(&line.message);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
