@@ -145,6 +145,15 @@ pub fn router() -> Router<AppState> {
         .fallback(|| async {
             ApiError::not_found("no such API route; the routes are listed at /api/v1/openapi.json")
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!(
+                    "this API route does not take {method}; the routes are listed at /api/v1/openapi.json"
+                ),
+            )
+        })
 }
 
 /// Query parameters; a wrong one is answered as a JSON 400.

@@ -41,6 +41,13 @@ async fn errors_are_json_with_code_message_details() {
     );
     let r = h.admin(Method::GET, "/no/such/route", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["code"], "not_found");
+    let r = h.admin(Method::PATCH, "/realms", None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["code"], "method_not_allowed", "{r:?}");
+    let r = h.admin(Method::GET, "/realms?limit=x", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["code"], "bad_request", "{r:?}");
     h.realm("acme").await;
     let r = h
         .admin(Method::POST, "/realms", Some(json!({"name": "acme"})))

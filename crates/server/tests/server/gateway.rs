@@ -619,3 +619,50 @@ async fn a_redeploy_under_load_fails_no_request() {
         .await;
     assert_eq!(r.body["greeting"], "hello4");
 }
+
+#[tokio::test]
+async fn metrics_health_and_readiness() {
+    let (h, key) = echo_harness().await;
+    h.call(
+        Method::POST,
+        "/test/pipeline/acme/v1/echo",
+        Some(&key),
+        Some(json!({"n": 42})),
+    )
+    .await;
+    h.call(
+        Method::POST,
+        "/test/pipeline/acme/v1/echo",
+        None,
+        Some(json!({"n": 42})),
+    )
+    .await;
+    h.flush().await;
+    let r = h
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.body.as_str().unwrap();
+    for wanted in [
+        r#"sluice_executions_total{realm="acme",environment="test",pipeline="echo",major="1",status="ok"} 1"#,
+        "sluice_execution_duration_seconds_bucket{",
+        r#"sluice_step_duration_seconds_count{realm="acme",environment="test",pipeline="echo",major="1",type="set"}"#,
+        "sluice_executions_in_flight 0",
+        "sluice_queue_depth{",
+        r#"sluice_rejections_total{reason="auth"} 1"#,
+        "sluice_execution_writer_queue 0",
+        "sluice_execution_records_written_total 1",
+        "sluice_execution_records_dropped_total 0",
+        "sluice_deployments 1",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
+    }
+    let r = h
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h
+        .send(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}

@@ -32,7 +32,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -87,6 +89,23 @@ impl Harness {
             router: server.router(),
             _server: Some(server),
             _dir: dir,
+        }
+    }
+
+    /// Stops this server (background jobs, writer) and starts a new one on
+    /// the same store and data directory, as a process restart would.
+    pub async fn restart(mut self) -> Harness {
+        let store = self.state.store.clone();
+        if let Some(server) = self._server.take() {
+            server.shutdown().await;
+        }
+        let config = test_config(&self._dir);
+        let server = Server::build(config, store).await.expect("server");
+        Harness {
+            state: server.state.clone(),
+            router: server.router(),
+            _server: Some(server),
+            _dir: std::mem::replace(&mut self._dir, TempDir(PathBuf::new())),
         }
     }
 

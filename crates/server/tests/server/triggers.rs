@@ -333,3 +333,85 @@ steps:
     let items = h.executions("acme", "pipeline=counter").await;
     assert_eq!(items.len(), 2);
 }
+
+/// A delivery claimed by a server that then died is handed out again by
+/// the next start: at least once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
+    let h = Harness::new().await;
+    h.realm("acme").await;
+    h.save(
+        "acme",
+        "name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - type: log\n    message: \"got {{ message.id }}\"\n",
+    )
+    .await;
+    h.deploy("acme", "test", "sink", json!({})).await;
+    let store = h.state.store.clone();
+    let h = {
+        // Stop the server's jobs so the delivery below stays claimed.
+        let mut h = h;
+        if let Some(server) = h._server.take() {
+            server.shutdown().await;
+        }
+        h
+    };
+    let target = sluice_store::EventTarget {
+        pipeline: "sink".into(),
+        major: 1,
+        max_deliveries: 5,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    store
+        .enqueue_event(
+            "acme",
+            "test",
+            "thing.done",
+            &json!({"id": "t-1"}),
+            &[target],
+            now,
+        )
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_events(10, now, Duration::from_secs(930))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "the crashed server had claimed it");
+    let h = h.restart().await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !h.executions("acme", "pipeline=sink&q=t-1").await.is_empty()
+        })
+        .await,
+        "the delivery was lost with the crash"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_serves_every_deployment_again() {
+    let h = Harness::new().await;
+    h.realm("acme").await;
+    h.save("acme", crate::harness::ECHO).await;
+    h.deploy("acme", "test", "echo", json!({"concurrency": 3}))
+        .await;
+    let key = h.consumer("acme", "test", "c", &["echo"]).await;
+    let h = h.restart().await;
+    let r = h
+        .call(
+            Method::POST,
+            "/test/pipeline/acme/v1/echo",
+            Some(&key),
+            Some(json!({"n": 1})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let d = h
+        .admin(
+            Method::GET,
+            "/realms/acme/environments/test/deployments/echo",
+            None,
+        )
+        .await;
+    assert_eq!(d.body["status"]["state"], "serving");
+    assert_eq!(d.body["status"]["capacity"], 3);
+}
