@@ -228,6 +228,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    sluice_connectors::install_tls_provider();
     // The load generator on one thread, so the server keeps the other core.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -11,9 +11,9 @@ pub mod serve;
 pub mod test;
 pub mod validate;
 
-/// Every step type this binary knows.
+/// Every step type this binary knows: the core and the connectors.
 pub fn catalog() -> Catalog {
-    Catalog::core()
+    sluice_connectors::catalog()
 }
 
 /// `sluice schema`.

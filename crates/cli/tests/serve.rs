@@ -154,6 +154,7 @@ async fn post(client: &reqwest::Client, url: &str, key: &str) -> (u16, Option<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_apply_deploy_call_redeploy_drain_and_restart() {
+    sluice_connectors::install_tls_provider();
     let dir = std::env::temp_dir().join(format!("sluice-serve-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();

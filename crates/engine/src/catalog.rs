@@ -19,7 +19,7 @@ pub struct StepFactory {
 }
 
 /// The schema function for a config type.
-pub(crate) fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+pub fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     T::json_schema(generator)
 }
 

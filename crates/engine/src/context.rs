@@ -183,6 +183,11 @@ impl Context {
         &self.shared.metadata_source.key
     }
 
+    /// An account's fields by name (connector steps with `account:`).
+    pub fn account(&self, name: &str) -> Option<&Value> {
+        self.shared.accounts.get(name)
+    }
+
     /// The globals and accounts (for steps that hand them to other languages).
     pub fn globals(&self) -> &Value {
         &self.shared.globals

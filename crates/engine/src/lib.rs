@@ -23,7 +23,7 @@ mod steps;
 pub mod testing;
 mod trace;
 
-pub use catalog::{Catalog, StepFactory};
+pub use catalog::{Catalog, StepFactory, schema_of};
 pub use compile::StepCx;
 pub use context::{Context, LogLine, Response};
 pub use error::{FlowError, LoadError};
@@ -34,7 +34,7 @@ pub use mask::{MASKED, Mask};
 pub use plan::{Execution, Plan, RunOptions};
 pub use run::run_steps;
 pub use services::Services;
-pub use steps::{Step, StepFuture, StepList};
+pub use steps::{Step, StepFuture, StepList, ready};
 pub use trace::{TraceEntry, TraceStatus};
 
 /// The message flowing between steps: shared, cloned only when written to

@@ -107,6 +107,6 @@ pub(crate) fn language_error(error: sluice_lang::LangError) -> FlowError {
 }
 
 /// A step future that is ready at once (for steps that do no waiting).
-pub(crate) fn ready<'a>(result: Result<Message, FlowError>) -> StepFuture<'a> {
+pub fn ready<'a>(result: Result<Message, FlowError>) -> StepFuture<'a> {
     Box::pin(std::future::ready(result))
 }

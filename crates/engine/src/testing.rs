@@ -78,6 +78,14 @@ async fn run_case(plan: &Plan, case: &TestCase, base: &RunOptions) -> CaseOutcom
         globals.extend(case.globals.clone());
         options.globals = Arc::new(Value::Object(globals));
     }
+    if !case.accounts.is_empty() {
+        let mut accounts = match base.accounts.as_ref() {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        accounts.extend(case.accounts.clone());
+        options.accounts = Arc::new(Value::Object(accounts));
+    }
     let execution = plan.execute(case.input.clone(), options).await;
     let mut failures = Vec::new();
     match (&execution.result, &case.expect_error) {
@@ -154,6 +162,46 @@ pub fn subset_difference(actual: &Value, expected: &Value, path: &str) -> Option
         _ if actual == expected => None,
         _ => Some(format!("at {at}: expected {expected}, got {actual}")),
     }
+}
+
+/// Every Markdown file under `dir`, sorted, recursively (docs tests).
+pub fn markdown_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<std::path::PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            markdown_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+}
+
+/// `(line, text)` of every fenced block whose info string starts with
+/// `yaml pipeline` (the pipelines a page shows, run by docs tests).
+pub fn pipeline_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        let fence = line.trim_start().starts_with("```");
+        match current.take() {
+            None if line.trim_start().starts_with("```yaml pipeline") => {
+                current = Some((i + 1, String::new()));
+            }
+            None => {}
+            Some(block) if fence => blocks.push(block),
+            Some((start, mut text)) => {
+                text.push_str(line);
+                text.push('\n');
+                current = Some((start, text));
+            }
+        }
+    }
+    blocks
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use sluice_engine::Catalog;
 use sluice_store::{Grant, Role, SqliteStore, Store, Token, User};
 
 pub use api::openapi::ROUTES as API_ROUTES;
@@ -100,7 +99,7 @@ impl Server {
             writer::ExecutionWriter::start(store.clone(), metrics.clone(), config.writer_memory);
         let runtime = Runtime::new(
             store.clone(),
-            Catalog::core(),
+            sluice_connectors::catalog(),
             config.clone(),
             metrics,
             writer,

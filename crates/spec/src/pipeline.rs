@@ -173,6 +173,9 @@ pub struct TestCase {
     /// Globals for this case.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub globals: Map<String, Value>,
+    /// Accounts for this case (test credentials: name → fields).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub accounts: Map<String, Value>,
     /// Subset of the output (or of `{status, headers, body}` when a `response` step ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Value>,

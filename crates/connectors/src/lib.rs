@@ -1,0 +1,48 @@
+//! Steps that talk to other systems or transform data formats, on top of
+//! the engine's common step machinery (timeouts, `failOnError`, `into`,
+//! masking, traces). Each family is a cargo feature; [`catalog`] is the
+//! engine's core steps plus every family built in.
+
+use sluice_engine::{Catalog, StepFactory};
+
+mod input;
+
+#[cfg(feature = "formats")]
+mod formats;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "security")]
+mod security;
+
+pub use input::{Input, as_text, bad_input};
+
+/// The step types of every family built in.
+#[allow(clippy::vec_init_then_push)]
+pub fn factories() -> Vec<StepFactory> {
+    #[allow(unused_mut)]
+    let mut all = Vec::new();
+    #[cfg(feature = "formats")]
+    all.extend(formats::FACTORIES);
+    #[cfg(feature = "security")]
+    all.extend(security::FACTORIES);
+    #[cfg(feature = "http")]
+    all.push(http::HTTP_REQUEST);
+    all
+}
+
+/// Makes aws-lc-rs the process's rustls crypto provider, so every HTTPS
+/// client of the process (the CLI's too) uses it. Call once at start;
+/// later calls do nothing.
+pub fn install_tls_provider() {
+    #[cfg(feature = "http")]
+    {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+/// The core steps and every connector step built in.
+pub fn catalog() -> Catalog {
+    let mut catalog = Catalog::core();
+    catalog.extend(factories());
+    catalog
+}
