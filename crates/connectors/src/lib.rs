@@ -7,6 +7,8 @@ use sluice_engine::{Catalog, StepFactory};
 
 mod input;
 
+#[cfg(feature = "db")]
+mod db;
 #[cfg(feature = "formats")]
 mod formats;
 #[cfg(feature = "http")]
@@ -27,6 +29,8 @@ pub fn factories() -> Vec<StepFactory> {
     all.extend(security::FACTORIES);
     #[cfg(feature = "http")]
     all.push(http::HTTP_REQUEST);
+    #[cfg(feature = "db")]
+    all.push(db::DB);
     all
 }
 

@@ -2,7 +2,12 @@
 //! catalog and pass its `tests:`, and every connector step has a page.
 //! (The pages show every family, so this needs them all built.)
 
-#![cfg(all(feature = "formats", feature = "security", feature = "http"))]
+#![cfg(all(
+    feature = "formats",
+    feature = "security",
+    feature = "http",
+    feature = "db"
+))]
 
 use std::path::Path;
 

@@ -161,6 +161,21 @@ impl Context {
             .map_err(FlowError::expression)
     }
 
+    /// Evaluates a JSON tree template with `item` and `index` set (steps
+    /// that repeat over elements, like a database batch).
+    pub fn eval_value_for(
+        &self,
+        template: &ValueTemplate,
+        message: &Value,
+        item: &Value,
+        index: &Value,
+    ) -> Result<Value, FlowError> {
+        let mut scope = self.scope(message);
+        scope.item = Some(item);
+        scope.index = Some(index);
+        template.eval(&scope).map_err(FlowError::expression)
+    }
+
     /// Whether a condition holds over `message`.
     pub fn condition(&self, template: &Template, message: &Value) -> Result<bool, FlowError> {
         template
