@@ -9,10 +9,16 @@ mod input;
 
 #[cfg(feature = "db")]
 mod db;
+#[cfg(feature = "file")]
+mod file;
 #[cfg(feature = "formats")]
 mod formats;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "security")]
 mod security;
 
@@ -31,6 +37,12 @@ pub fn factories() -> Vec<StepFactory> {
     all.push(http::HTTP_REQUEST);
     #[cfg(feature = "db")]
     all.push(db::DB);
+    #[cfg(feature = "redis")]
+    all.push(redis::REDIS);
+    #[cfg(feature = "file")]
+    all.push(file::FILE);
+    #[cfg(feature = "nats")]
+    all.push(nats::NATS);
     all
 }
 

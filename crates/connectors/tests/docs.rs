@@ -6,7 +6,10 @@
     feature = "formats",
     feature = "security",
     feature = "http",
-    feature = "db"
+    feature = "db",
+    feature = "redis",
+    feature = "nats",
+    feature = "file"
 ))]
 
 use std::path::Path;
