@@ -9,14 +9,20 @@ mod input;
 
 #[cfg(feature = "db")]
 mod db;
+#[cfg(feature = "email")]
+mod email;
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "formats")]
 mod formats;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "mqtt")]
+mod mqtt;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "security")]
@@ -43,6 +49,12 @@ pub fn factories() -> Vec<StepFactory> {
     all.push(file::FILE);
     #[cfg(feature = "nats")]
     all.push(nats::NATS);
+    #[cfg(feature = "rabbitmq")]
+    all.push(rabbitmq::RABBITMQ);
+    #[cfg(feature = "mqtt")]
+    all.push(mqtt::MQTT);
+    #[cfg(feature = "email")]
+    all.push(email::EMAIL);
     all
 }
 

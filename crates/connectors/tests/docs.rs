@@ -9,6 +9,9 @@
     feature = "db",
     feature = "redis",
     feature = "nats",
+    feature = "rabbitmq",
+    feature = "mqtt",
+    feature = "email",
     feature = "file"
 ))]
 

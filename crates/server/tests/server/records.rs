@@ -195,3 +195,66 @@ async fn account_values_never_reach_records() {
     assert!(text.contains("using ***"), "{text}");
     assert!(h.executions("acme", "q=tok-very-secret").await.is_empty());
 }
+
+/// A connector step with an account: the secret goes to the remote system
+/// (which here echoes it back), yet no record, log line or trace holds it.
+#[tokio::test]
+async fn connector_secrets_never_reach_records_even_when_echoed() {
+    use axum::http::HeaderMap;
+    let echo = axum::Router::new().route(
+        "/echo",
+        axum::routing::get(|headers: HeaderMap| async move {
+            let auth = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            axum::Json(json!({"youSent": auth}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, echo).await });
+
+    let h = Harness::new().await;
+    h.realm("acme").await;
+    h.admin(
+        Method::PUT,
+        "/realms/acme/environments/test/accounts/erp",
+        Some(json!({"type": "bearer", "fields": {"token": "erp-secret-token-777"}})),
+    )
+    .await;
+    h.save(
+        "acme",
+        &format!(
+            "name: erp-call\ntrigger:\n  type: http\n  auth: none\nsteps:\n  - type: http-request\n    url: http://{addr}/echo\n    account: erp\n    into: erp\n  - type: log\n    message: \"erp said {{{{ message.erp.body.youSent }}}}\"\n"
+        ),
+    )
+    .await;
+    h.deploy("acme", "test", "erp-call", json!({})).await;
+    let r = h
+        .call(
+            Method::POST,
+            "/test/pipeline/acme/v1/erp-call",
+            None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let exec = r.header("x-execution-key").unwrap().to_owned();
+    h.flush().await;
+    let one = h
+        .admin(
+            Method::GET,
+            &format!("/realms/acme/executions/{exec}"),
+            None,
+        )
+        .await;
+    let text = one.body.to_string();
+    assert!(one.body["trace"].is_array(), "{text}");
+    assert!(
+        !text.contains("erp-secret-token-777"),
+        "a secret reached the record: {text}"
+    );
+    assert!(text.contains("erp said Bearer ***"), "{text}");
+}
