@@ -449,3 +449,76 @@ fn bad_configs_are_refused_at_load() {
         assert!(e.to_string().contains(path), "{path}: {e}");
     }
 }
+
+/// An HTTPS server with a self-signed certificate for `localhost`, answering
+/// every request with a small JSON body.
+async fn start_tls() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = rustls_key(cert.signing_key.serialize_der());
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"secure":true}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    format!("https://localhost:{port}")
+}
+
+fn rustls_key(der: Vec<u8>) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
+    tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(der.into())
+}
+
+#[tokio::test]
+async fn tls_certificates_are_verified_unless_turned_off() {
+    let base = start_tls().await;
+    let e = err(
+        &base,
+        "  - type: http-request\n    url: BASE/x\n",
+        json!({}),
+    )
+    .await;
+    assert_eq!((e.code.as_ref(), e.status), ("http", 502), "{}", e.message);
+    assert!(
+        e.message.to_lowercase().contains("certificate"),
+        "{}",
+        e.message
+    );
+    let out = ok(
+        &base,
+        "  - type: http-request\n    url: BASE/x\n    verifyTls: false\n",
+        json!({}),
+    )
+    .await;
+    assert_eq!(out["body"], json!({"secure": true}));
+}
