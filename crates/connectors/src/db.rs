@@ -21,7 +21,7 @@ use sluice_expr::{Template, ValueTemplate};
 use sluice_spec::StepKind;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
-use crate::input::bad_input;
+use crate::input::{self, bad_input};
 
 #[derive(Deserialize, JsonSchema, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -136,13 +136,12 @@ enum Pool {
 fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
     let config: DbConfig = cx.config()?;
     let base = cx.path().clone();
-    if config.url.is_none() == config.account.is_none() {
-        cx.problem(
-            base,
-            "give the database as `url` or `account` (one of them)",
-        );
-        return None;
-    }
+    input::url_or_account(
+        cx,
+        "the database",
+        config.url.as_ref(),
+        config.account.as_ref(),
+    )?;
     let url = match &config.url {
         Some(u) => Some(cx.template("url", u)?),
         None => None,
@@ -262,24 +261,13 @@ impl DbStep {
             return Ok(cx.render(t, message)?.trim().to_owned());
         }
         let name = self.account.as_deref().unwrap_or_default();
-        let Some(account) = cx.account(name) else {
-            return Err(bad_input(
-                "db",
-                format!("there is no account '{name}' in this environment"),
-            ));
-        };
-        let Some(url) = account.get("url").and_then(Value::as_str) else {
-            return Err(bad_input(
-                "db",
-                format!("account '{name}' has no 'url' field"),
-            ));
-        };
-        let mut url = url.to_owned();
+        let account = input::account("db", cx, name)?;
+        let mut url = input::account_field("db", name, account, "url")?.to_owned();
         if let Ok(mut parsed) = url_parts(&url) {
-            if let Some(user) = account.get("username").and_then(Value::as_str) {
+            if let Some(user) = input::account_text(account, "username") {
                 parsed.0 = Some(user.to_owned());
             }
-            if let Some(password) = account.get("password").and_then(Value::as_str) {
+            if let Some(password) = input::account_text(account, "password") {
                 parsed.1 = Some(password.to_owned());
             }
             url = parsed.rebuild();

@@ -29,7 +29,7 @@ use sluice_engine::{
 use sluice_expr::{Scope, Template, ValueTemplate};
 use sluice_spec::{FieldPath, StepKind};
 
-use crate::input::{as_text, bad_input};
+use crate::input::{self, as_text, bad_input};
 
 /// Addresses: one, a comma-separated list, or a list.
 #[derive(Deserialize, JsonSchema)]
@@ -181,10 +181,12 @@ const RESERVED: &[&str] = &[
 fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
     let config: EmailConfig = cx.config()?;
     let base = cx.path().clone();
-    if config.url.is_none() == config.account.is_none() {
-        cx.problem(base, "give the server as `url` or `account` (one of them)");
-        return None;
-    }
+    input::url_or_account(
+        cx,
+        "the server",
+        config.url.as_ref(),
+        config.account.as_ref(),
+    )?;
     if config.to.is_none() && config.cc.is_none() && config.bcc.is_none() {
         cx.problem(
             base.key("to"),
@@ -499,22 +501,14 @@ fn parse_url(url: &str) -> Result<Server, String> {
 /// The server of an account: `host`, `port`, `tls`, `username`,
 /// `password` (or a `url` in place of host, port and tls).
 fn account_server(name: &str, account: &Value) -> Result<Server, FlowError> {
-    let kind = account
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("generic");
+    let kind = input::account_text(account, "type").unwrap_or("generic");
     if !matches!(kind, "generic" | "basic") {
         return Err(bad_input(
             "email",
             format!("account '{name}' is of type '{kind}'; email takes a generic or basic account"),
         ));
     }
-    let text = |field: &str| {
-        account
-            .get(field)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
+    let text = |field: &str| input::account_text(account, field).map(str::to_owned);
     let mut server = match (text("host"), text("url")) {
         (Some(host), _) => {
             let tls = match text("tls") {
@@ -636,13 +630,7 @@ impl EmailStep {
             return parse_url(url.trim()).map_err(|e| bad_input("email", e));
         }
         let name = self.account.as_deref().unwrap_or_default();
-        let Some(account) = cx.account(name) else {
-            return Err(bad_input(
-                "email",
-                format!("there is no account '{name}' in this environment"),
-            ));
-        };
-        account_server(name, account)
+        account_server(name, input::account("email", cx, name)?)
     }
 
     /// The pooled transport for `server`, made on first use.

@@ -20,7 +20,7 @@ use sluice_engine::{
 use sluice_expr::{Template, ValueTemplate};
 use sluice_spec::StepKind;
 
-use crate::input::bad_input;
+use crate::input::{self, bad_input};
 
 #[derive(Deserialize, JsonSchema, Clone, Copy, Default)]
 #[serde(rename_all = "UPPERCASE")]
@@ -338,23 +338,15 @@ enum Auth {
 }
 
 fn field<'a>(account: &'a Value, name: &str, field: &str) -> Result<&'a str, FlowError> {
-    account.get(field).and_then(Value::as_str).ok_or_else(|| {
-        bad_input(
-            "http-request",
-            format!("account '{name}' has no '{field}' field"),
-        )
-    })
+    input::account_field("http-request", name, account, field)
 }
 
 fn optional(account: &Value, field: &str) -> Option<String> {
-    account
-        .get(field)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    input::account_text(account, field).map(str::to_owned)
 }
 
 fn auth_of(name: &str, account: &Value) -> Result<Auth, FlowError> {
-    let kind = account.get("type").and_then(Value::as_str).unwrap_or("");
+    let kind = input::account_text(account, "type").unwrap_or("");
     Ok(match kind {
         "basic" => Auth::Basic(
             field(account, name, "username")?.to_owned(),
@@ -677,15 +669,7 @@ impl Step for HttpStep {
         Box::pin(async move {
             let auth = match &self.account {
                 None => None,
-                Some(name) => {
-                    let Some(account) = cx.account(name) else {
-                        return Err(bad_input(
-                            "http-request",
-                            format!("there is no account '{name}' in this environment"),
-                        ));
-                    };
-                    Some(auth_of(name, account)?)
-                }
+                Some(name) => Some(auth_of(name, input::account("http-request", cx, name)?)?),
             };
             let is_oauth = matches!(auth, Some(Auth::OAuth2 { .. }));
             let mut token = None;

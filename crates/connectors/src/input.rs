@@ -43,3 +43,48 @@ pub fn as_text(value: Value) -> String {
 pub fn bad_input(step: &str, message: impl Into<String>) -> FlowError {
     FlowError::new(step.to_owned(), 400, message)
 }
+
+/// Account `name` of this environment, or a 400 saying there is none.
+pub fn account<'c>(step: &str, cx: &'c Context, name: &str) -> Result<&'c Value, FlowError> {
+    cx.account(name).ok_or_else(|| {
+        bad_input(
+            step,
+            format!("there is no account '{name}' in this environment"),
+        )
+    })
+}
+
+/// A text field of an account, when it has one.
+pub fn account_text<'a>(account: &'a Value, field: &str) -> Option<&'a str> {
+    account.get(field).and_then(Value::as_str)
+}
+
+/// A text field the account must have, or a 400 naming the account and field.
+pub fn account_field<'a>(
+    step: &str,
+    name: &str,
+    account: &'a Value,
+    field: &str,
+) -> Result<&'a str, FlowError> {
+    account_text(account, field)
+        .ok_or_else(|| bad_input(step, format!("account '{name}' has no '{field}' field")))
+}
+
+/// Checks that a connector step names its server one way: `url` or
+/// `account`, not both nor neither (`what`: "the server", "the broker"…).
+pub fn url_or_account<T, U>(
+    cx: &mut StepCx<'_, '_>,
+    what: &str,
+    url: Option<&T>,
+    account: Option<&U>,
+) -> Option<()> {
+    if url.is_some() == account.is_some() {
+        let path = cx.path().clone();
+        cx.problem(
+            path,
+            format!("give {what} as `url` or `account` (one of them)"),
+        );
+        return None;
+    }
+    Some(())
+}

@@ -28,7 +28,7 @@ mod redis;
 #[cfg(feature = "security")]
 mod security;
 
-pub use input::{Input, as_text, bad_input};
+pub use input::{Input, account, account_field, account_text, as_text, bad_input, url_or_account};
 
 /// The step types of every family built in.
 #[allow(clippy::vec_init_then_push)]

@@ -61,7 +61,7 @@ use sluice_spec::{HumanDuration, StepKind};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::AbortHandle;
 
-use crate::input::{as_text, bad_input};
+use crate::input::{self, as_text, bad_input};
 
 /// Fields of the `mqtt` step.
 #[derive(Deserialize, JsonSchema)]
@@ -129,11 +129,12 @@ struct MqttStep {
 
 fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
     let config: MqttConfig = cx.config()?;
-    if config.url.is_none() == config.account.is_none() {
-        let path = cx.path().clone();
-        cx.problem(path, "give the broker as `url` or `account` (one of them)");
-        return None;
-    }
+    input::url_or_account(
+        cx,
+        "the broker",
+        config.url.as_ref(),
+        config.account.as_ref(),
+    )?;
     let qos = match config.qos.unwrap_or(1) {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -523,19 +524,9 @@ impl MqttStep {
             (cx.render(t, message)?.trim().to_owned(), None)
         } else {
             let name = self.account.as_deref().unwrap_or_default();
-            let Some(account) = cx.account(name) else {
-                return Err(bad_input(
-                    "mqtt",
-                    format!("there is no account '{name}' in this environment"),
-                ));
-            };
-            let field = |f: &str| account.get(f).and_then(Value::as_str).map(str::to_owned);
-            let Some(url) = field("url") else {
-                return Err(bad_input(
-                    "mqtt",
-                    format!("account '{name}' has no 'url' field"),
-                ));
-            };
+            let account = input::account("mqtt", cx, name)?;
+            let url = input::account_field("mqtt", name, account, "url")?.to_owned();
+            let field = |f: &str| input::account_text(account, f).map(str::to_owned);
             let login = match (field("username"), field("password")) {
                 (Some(user), password) => Some((user, password.unwrap_or_default())),
                 (None, Some(_)) => {

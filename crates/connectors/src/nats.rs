@@ -17,7 +17,7 @@ use sluice_expr::{Template, ValueTemplate};
 use sluice_spec::{HumanDuration, StepKind};
 use tokio::sync::Mutex;
 
-use crate::input::{as_text, bad_input};
+use crate::input::{self, as_text, bad_input};
 
 #[derive(Deserialize, JsonSchema, Clone, Copy, Default, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -86,11 +86,12 @@ struct NatsStep {
 
 fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
     let config: NatsConfig = cx.config()?;
-    if config.url.is_none() == config.account.is_none() {
-        let path = cx.path().clone();
-        cx.problem(path, "give the server as `url` or `account` (one of them)");
-        return None;
-    }
+    input::url_or_account(
+        cx,
+        "the server",
+        config.url.as_ref(),
+        config.account.as_ref(),
+    )?;
     if config.message_id.is_some() && config.operation != Operation::JetstreamPublish {
         let path = cx.path().key("messageId");
         cx.problem(path, "messageId is for `operation: jetstream-publish`");
@@ -169,19 +170,9 @@ impl NatsStep {
             return Ok((cx.render(t, message)?.trim().to_owned(), options));
         }
         let name = self.account.as_deref().unwrap_or_default();
-        let Some(account) = cx.account(name) else {
-            return Err(bad_input(
-                "nats",
-                format!("there is no account '{name}' in this environment"),
-            ));
-        };
-        let field = |f: &str| account.get(f).and_then(Value::as_str).map(str::to_owned);
-        let Some(url) = field("url") else {
-            return Err(bad_input(
-                "nats",
-                format!("account '{name}' has no 'url' field"),
-            ));
-        };
+        let account = input::account("nats", cx, name)?;
+        let url = input::account_field("nats", name, account, "url")?.to_owned();
+        let field = |f: &str| input::account_text(account, f).map(str::to_owned);
         let options = match (field("token"), field("username"), field("password")) {
             (Some(token), _, _) => options.token(token),
             (None, Some(user), Some(password)) => options.user_and_password(user, password),

@@ -25,7 +25,7 @@ use sluice_expr::{Template, ValueTemplate};
 use sluice_spec::{HumanDuration, StepKind};
 use tokio::sync::Mutex;
 
-use crate::input::{as_text, bad_input};
+use crate::input::{self, as_text, bad_input};
 
 /// How long making a connection and opening its channel may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,11 +136,12 @@ fn optional_template(
 
 fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
     let config: RabbitmqConfig = cx.config()?;
-    if config.url.is_none() == config.account.is_none() {
-        let path = cx.path().clone();
-        cx.problem(path, "give the broker as `url` or `account` (one of them)");
-        return None;
-    }
+    input::url_or_account(
+        cx,
+        "the broker",
+        config.url.as_ref(),
+        config.account.as_ref(),
+    )?;
     if let Some(url) = config.url.as_deref().filter(|u| !u.contains("{{"))
         && let Err(e) = parse_url(url.trim())
     {
@@ -436,22 +437,12 @@ impl RabbitmqStep {
             return Ok((uri, url));
         }
         let name = self.account.as_deref().unwrap_or_default();
-        let Some(account) = cx.account(name) else {
-            return Err(bad_input(
-                "rabbitmq",
-                format!("there is no account '{name}' in this environment"),
-            ));
-        };
-        let Some(url) = account.get("url").and_then(Value::as_str) else {
-            return Err(bad_input(
-                "rabbitmq",
-                format!("account '{name}' has no 'url' field"),
-            ));
-        };
+        let account = input::account("rabbitmq", cx, name)?;
+        let url = input::account_field("rabbitmq", name, account, "url")?;
         let mut uri = parse_url(url.trim())
             .map_err(|e| bad_input("rabbitmq", format!("account '{name}': {e}")))?;
-        let username = account.get("username").and_then(Value::as_str);
-        let password = account.get("password").and_then(Value::as_str);
+        let username = input::account_text(account, "username");
+        let password = input::account_text(account, "password");
         if let Some(user) = username {
             uri.authority.userinfo.username = user.to_owned();
         }

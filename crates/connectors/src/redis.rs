@@ -19,7 +19,7 @@ use sluice_engine::{
 use sluice_expr::{Template, ValueTemplate};
 use sluice_spec::{FieldPath, HumanDuration, StepKind};
 
-use crate::input::{Input, as_text, bad_input};
+use crate::input::{self, Input, as_text, bad_input};
 
 /// The command the step runs.
 #[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Debug)]
@@ -245,10 +245,12 @@ struct Connections {
 fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
     let config: RedisConfig = cx.config()?;
     let base = cx.path().clone();
-    if config.url.is_none() == config.account.is_none() {
-        cx.problem(base, "give the server as `url` or `account` (one of them)");
-        return None;
-    }
+    input::url_or_account(
+        cx,
+        "the server",
+        config.url.as_ref(),
+        config.account.as_ref(),
+    )?;
     if !check_fields(cx, &config, &base) {
         return None;
     }
@@ -602,21 +604,11 @@ impl RedisStep {
             return Ok(Server { info, id: url });
         }
         let name = self.account.as_deref().unwrap_or_default();
-        let Some(account) = cx.account(name) else {
-            return Err(bad_input(
-                "redis",
-                format!("there is no account '{name}' in this environment"),
-            ));
-        };
-        let Some(url) = account.get("url").and_then(Value::as_str) else {
-            return Err(bad_input(
-                "redis",
-                format!("account '{name}' has no 'url' field"),
-            ));
-        };
+        let account = input::account("redis", cx, name)?;
+        let url = input::account_field("redis", name, account, "url")?;
         let mut info = connection_info(url)?;
-        let username = account.get("username").and_then(Value::as_str);
-        let password = account.get("password").and_then(Value::as_str);
+        let username = input::account_text(account, "username");
+        let password = input::account_text(account, "password");
         if let Some(user) = username {
             info.redis.username = Some(user.to_owned());
         }
