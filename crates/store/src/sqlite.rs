@@ -92,6 +92,31 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// Deletes `name` from an environment-scoped `table` (a constant of
+    /// this file, never user text); NotFound names it as `what`.
+    async fn delete_in_environment(
+        &self,
+        table: &'static str,
+        what: &str,
+        realm: &str,
+        environment: &str,
+        name: &str,
+    ) -> Result<()> {
+        let sql = format!("DELETE FROM {table} WHERE realm = ? AND environment = ? AND name = ?");
+        let done = sqlx::query(&sql)
+            .bind(realm)
+            .bind(environment)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound(format!(
+                "{what} '{name}' in '{environment}'"
+            )));
+        }
+        Ok(())
+    }
+
     async fn realm_must_exist(&self, realm: &str) -> Result<()> {
         let found = sqlx::query("SELECT 1 FROM realms WHERE name = ?")
             .bind(realm)
@@ -663,19 +688,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_global(&self, realm: &str, environment: &str, name: &str) -> Result<()> {
-        let done =
-            sqlx::query("DELETE FROM globals WHERE realm = ? AND environment = ? AND name = ?")
-                .bind(realm)
-                .bind(environment)
-                .bind(name)
-                .execute(&self.pool)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!(
-                "global '{name}' in '{environment}'"
-            )));
-        }
-        Ok(())
+        self.delete_in_environment("globals", "global", realm, environment, name)
+            .await
     }
 
     async fn put_account(&self, account: &AccountRecord) -> Result<()> {
@@ -718,19 +732,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_account(&self, realm: &str, environment: &str, name: &str) -> Result<()> {
-        let done =
-            sqlx::query("DELETE FROM accounts WHERE realm = ? AND environment = ? AND name = ?")
-                .bind(realm)
-                .bind(environment)
-                .bind(name)
-                .execute(&self.pool)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!(
-                "account '{name}' in '{environment}'"
-            )));
-        }
-        Ok(())
+        self.delete_in_environment("accounts", "account", realm, environment, name)
+            .await
     }
 
     async fn create_consumer(&self, consumer: &Consumer) -> Result<()> {
@@ -812,19 +815,8 @@ impl Store for SqliteStore {
     }
 
     async fn delete_consumer(&self, realm: &str, environment: &str, name: &str) -> Result<()> {
-        let done =
-            sqlx::query("DELETE FROM consumers WHERE realm = ? AND environment = ? AND name = ?")
-                .bind(realm)
-                .bind(environment)
-                .bind(name)
-                .execute(&self.pool)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(Error::NotFound(format!(
-                "consumer '{name}' in '{environment}'"
-            )));
-        }
-        Ok(())
+        self.delete_in_environment("consumers", "consumer", realm, environment, name)
+            .await
     }
 
     async fn add_api_key(&self, key: &ApiKey) -> Result<()> {
