@@ -342,11 +342,14 @@ async fn authenticate(
         HttpAuth::None => return Ok(None),
         HttpAuth::Apikey => {
             let from_header = headers.get("apikey").and_then(|v| v.to_str().ok());
-            let from_query = query_pairs(uri)
-                .into_iter()
-                .find(|(k, _)| k == "apikey")
-                .map(|(_, v)| v);
-            match from_header.map(str::to_owned).or(from_query) {
+            // The query is decoded only when the header is absent.
+            let key = from_header.map(str::to_owned).or_else(|| {
+                query_pairs(uri)
+                    .into_iter()
+                    .find(|(k, _)| k == "apikey")
+                    .map(|(_, v)| v)
+            });
+            match key {
                 Some(key) => (key, None),
                 None => {
                     state.runtime.metrics.reject("auth");
