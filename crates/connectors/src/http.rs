@@ -221,7 +221,7 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-fn client(follow_redirects: bool, verify_tls: bool) -> Result<reqwest::Client, String> {
+pub(crate) fn client(follow_redirects: bool, verify_tls: bool) -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

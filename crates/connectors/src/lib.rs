@@ -17,16 +17,32 @@ mod file;
 mod formats;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "mqtt")]
 mod mqtt;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "object-storage")]
+mod object_storage;
 #[cfg(feature = "rabbitmq")]
 mod rabbitmq;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "security")]
 mod security;
+
+/// AMQP URLs as the `rabbitmq` step and trigger read and show them.
+#[cfg(feature = "rabbitmq")]
+pub mod amqp {
+    pub use crate::rabbitmq::{parse_url, shown};
+}
+
+/// MQTT URLs as the `mqtt` step and trigger read them.
+#[cfg(feature = "mqtt")]
+pub mod mqtt_url {
+    pub use crate::mqtt::parse_url;
+}
 
 pub use input::{Input, account, account_field, account_text, as_text, bad_input, url_or_account};
 
@@ -55,6 +71,10 @@ pub fn factories() -> Vec<StepFactory> {
     all.push(mqtt::MQTT);
     #[cfg(feature = "email")]
     all.push(email::EMAIL);
+    #[cfg(feature = "kafka")]
+    all.push(kafka::KAFKA);
+    #[cfg(feature = "object-storage")]
+    all.push(object_storage::OBJECT_STORAGE);
     all
 }
 

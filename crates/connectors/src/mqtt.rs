@@ -199,7 +199,7 @@ struct Server {
 }
 
 /// Reads `mqtt://host:port` (or `tcp://`; port 1883 when left out).
-fn parse_url(url: &str) -> Result<(String, u16), FlowError> {
+pub fn parse_url(url: &str) -> Result<(String, u16), FlowError> {
     let what = || format!("'{url}' is not an MQTT URL (mqtt://host:1883)");
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(bad_input("mqtt", what()));

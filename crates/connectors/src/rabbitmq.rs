@@ -217,7 +217,7 @@ fn rabbitmq_error(status: u16, message: impl Into<String>) -> FlowError {
 
 /// Parses an AMQP URL. (The parser lapin uses reads an IP address host as
 /// `localhost`, so such a host is put back as written.)
-fn parse_url(url: &str) -> Result<AMQPUri, String> {
+pub fn parse_url(url: &str) -> Result<AMQPUri, String> {
     let bad = |why: &str| format!("'{}' is not an AMQP URL ({why})", hide_password(url));
     if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
         return Err(bad("it must start with amqp:// or amqps://"));
@@ -270,7 +270,7 @@ fn hide_password(url: &str) -> String {
 }
 
 /// Where a connection goes, for messages (no credentials).
-fn shown(uri: &AMQPUri) -> String {
+pub fn shown(uri: &AMQPUri) -> String {
     let host = &uri.authority.host;
     let host = if host.contains(':') {
         format!("[{host}]")

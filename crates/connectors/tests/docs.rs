@@ -12,7 +12,8 @@
     feature = "rabbitmq",
     feature = "mqtt",
     feature = "email",
-    feature = "file"
+    feature = "file",
+    feature = "object-storage"
 ))]
 
 use std::path::Path;

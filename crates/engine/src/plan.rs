@@ -105,10 +105,11 @@ impl Plan {
 
     /// The execution time limit the trigger asks for.
     pub fn trigger_timeout(&self) -> Duration {
-        match &self.definition.trigger {
-            Some(Trigger::Http(http)) => http.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
-            _ => DEFAULT_TIMEOUT,
-        }
+        self.definition
+            .trigger
+            .as_ref()
+            .and_then(Trigger::timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
     }
 
     /// Runs one execution over `input`.

@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod config;
+mod consumers;
 mod error;
 mod events;
 mod gateway;
@@ -118,6 +119,7 @@ impl Server {
         let background = vec![
             tokio::spawn(events::dispatch(runtime.clone())),
             tokio::spawn(scheduler::run(runtime.clone())),
+            tokio::spawn(consumers::run(runtime.clone())),
             tokio::spawn(retention::run(runtime.clone())),
         ];
         state.ready.store(true, Ordering::Release);

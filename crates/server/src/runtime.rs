@@ -634,7 +634,12 @@ impl Runtime {
                 Some(Trigger::Event(e)) if e.name == name => Some(EventTarget {
                     pipeline: d.deployment.pipeline.clone(),
                     major: d.deployment.major,
-                    max_deliveries: e.max_deliveries.unwrap_or(DEFAULT_MAX_DELIVERIES).max(1),
+                    max_deliveries: d
+                        .plan
+                        .definition
+                        .trigger
+                        .as_ref()
+                        .map_or(DEFAULT_MAX_DELIVERIES, Trigger::max_deliveries),
                 }),
                 _ => None,
             })

@@ -7,6 +7,7 @@
 //! it by a [`StepKind`] list that the engine (and connector crates) supply,
 //! so the schema and the structural validation always match what runs.
 
+mod brokers;
 mod document;
 mod human;
 mod path;
@@ -15,12 +16,15 @@ mod problem;
 mod schema;
 mod yaml;
 
+pub use brokers::{
+    EmailAfter, EmailTrigger, KafkaStart, KafkaTrigger, MqttTrigger, NatsTrigger, RabbitmqTrigger,
+};
 pub use document::{Document, Format, Position, SourceMap};
 pub use human::{ByteSize, HumanDuration};
 pub use path::FieldPath;
 pub use pipeline::{
-    BodyEncoding, COMMON_STEP_FIELDS, HttpAuth, HttpTrigger, PipelineDef, SchedulerTrigger,
-    StepCommon, StepDef, TestCase, Trigger,
+    BodyEncoding, COMMON_STEP_FIELDS, EventTrigger, HttpAuth, HttpTrigger, PipelineDef,
+    SchedulerTrigger, StepCommon, StepDef, TestCase, Trigger,
 };
 pub use problem::{Problem, Problems};
 pub use schema::{StepKind, StructureValidator, pipeline_schema};

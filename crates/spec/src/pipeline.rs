@@ -7,7 +7,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::{ByteSize, HumanDuration};
+use crate::{
+    ByteSize, EmailTrigger, HumanDuration, KafkaTrigger, MqttTrigger, NatsTrigger, RabbitmqTrigger,
+};
 
 /// A pipeline: a trigger and the steps that run for each of its events.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -48,6 +50,62 @@ pub enum Trigger {
     Event(EventTrigger),
     /// Started by hand (CLI or API).
     Manual(ManualTrigger),
+    /// Messages of a RabbitMQ queue.
+    Rabbitmq(RabbitmqTrigger),
+    /// Messages of a NATS subject or JetStream stream.
+    Nats(NatsTrigger),
+    /// Messages of an MQTT topic filter.
+    Mqtt(MqttTrigger),
+    /// Records of Kafka topics.
+    Kafka(KafkaTrigger),
+    /// Unseen mail of an IMAP mailbox.
+    Email(EmailTrigger),
+}
+
+impl Trigger {
+    /// The trigger's type as pipeline files spell it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Http(_) => "http",
+            Trigger::Scheduler(_) => "scheduler",
+            Trigger::Event(_) => "event",
+            Trigger::Manual(_) => "manual",
+            Trigger::Rabbitmq(_) => "rabbitmq",
+            Trigger::Nats(_) => "nats",
+            Trigger::Mqtt(_) => "mqtt",
+            Trigger::Kafka(_) => "kafka",
+            Trigger::Email(_) => "email",
+        }
+    }
+
+    /// The execution timeout the trigger sets, if any.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        let t = match self {
+            Trigger::Http(t) => t.timeout,
+            Trigger::Rabbitmq(t) => t.timeout,
+            Trigger::Nats(t) => t.timeout,
+            Trigger::Mqtt(t) => t.timeout,
+            Trigger::Kafka(t) => t.timeout,
+            Trigger::Email(t) => t.timeout,
+            Trigger::Scheduler(_) | Trigger::Event(_) | Trigger::Manual(_) => None,
+        };
+        t.map(|t| t.0)
+    }
+
+    /// Deliveries before a message is dead-lettered, for the triggers
+    /// that retry (default 5).
+    pub fn max_deliveries(&self) -> u32 {
+        let n = match self {
+            Trigger::Event(t) => t.max_deliveries,
+            Trigger::Rabbitmq(t) => t.max_deliveries,
+            Trigger::Nats(t) => t.max_deliveries,
+            Trigger::Mqtt(t) => t.max_deliveries,
+            Trigger::Kafka(t) => t.max_deliveries,
+            Trigger::Email(t) => t.max_deliveries,
+            Trigger::Http(_) | Trigger::Scheduler(_) | Trigger::Manual(_) => None,
+        };
+        n.unwrap_or(5).max(1)
+    }
 }
 
 /// How HTTP callers are authenticated.

@@ -865,6 +865,61 @@ async fn events(store: &dyn Store) {
     assert_eq!(redriven.len(), 1);
     assert_eq!(redriven[0].attempts, 1);
     store.ack_event(redriven[0].id).await.unwrap();
+
+    // A broker message that used up its deliveries joins the dead letters
+    // and is redriven through the queue like an event.
+    let target = EventTarget {
+        pipeline: "orders".into(),
+        major: 2,
+        max_deliveries: 3,
+    };
+    let id = store
+        .dead_letter_event(
+            "acme",
+            "test",
+            "rabbitmq:orders",
+            &json!({"body": {"n": 1}}),
+            &target,
+            3,
+            &json!({"code": "thrown"}),
+            7000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_events(10, 99_999_999, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let dead = store
+        .list_dead_events("acme", Some("test"), Page::default())
+        .await
+        .unwrap();
+    let kept = dead.iter().find(|d| d.id == id).expect("the dead letter");
+    assert_eq!(
+        (
+            kept.name.as_str(),
+            kept.pipeline.as_str(),
+            kept.major,
+            kept.attempts
+        ),
+        ("rabbitmq:orders", "orders", 2, 3)
+    );
+    assert_eq!(kept.last_error, Some(json!({"code": "thrown"})));
+    assert!(
+        store
+            .list_dead_events("globex", None, Page::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.redrive_event("acme", id, 8000).await.unwrap();
+    let redriven = store.claim_events(10, 8000, lease).await.unwrap();
+    assert_eq!(redriven.len(), 1);
+    assert_eq!(redriven[0].payload, json!({"body": {"n": 1}}));
+    store.ack_event(redriven[0].id).await.unwrap();
 }
 
 async fn ticks(store: &dyn Store) {

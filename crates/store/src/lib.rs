@@ -236,6 +236,21 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every claimed delivery due at `now` (their worker is gone).
     /// Only for a process that is the queue's one consumer, at its start.
     async fn release_event_leases(&self, now: i64) -> Result<u64>;
+    /// Keeps a message that used up its deliveries elsewhere (a broker
+    /// trigger's) as a dead letter of `target`; a redrive runs it through
+    /// the queue like an event. The id.
+    #[allow(clippy::too_many_arguments)]
+    async fn dead_letter_event(
+        &self,
+        realm: &str,
+        environment: &str,
+        name: &str,
+        payload: &Value,
+        target: &EventTarget,
+        attempts: u32,
+        error: &Value,
+        now: i64,
+    ) -> Result<i64>;
     /// Puts a dead letter back in the queue with its attempts reset.
     async fn redrive_event(&self, realm: &str, id: i64, now: i64) -> Result<()>;
 

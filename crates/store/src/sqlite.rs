@@ -1346,6 +1346,38 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn dead_letter_event(
+        &self,
+        realm: &str,
+        environment: &str,
+        name: &str,
+        payload: &Value,
+        target: &EventTarget,
+        attempts: u32,
+        error: &Value,
+        now: i64,
+    ) -> Result<i64> {
+        let id = sqlx::query(
+            "INSERT INTO event_queue (realm, environment, name, pipeline, major, payload, max_deliveries, attempts, last_error, dead, next_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        )
+        .bind(realm)
+        .bind(environment)
+        .bind(name)
+        .bind(&target.pipeline)
+        .bind(i64::from(target.major))
+        .bind(json_text(payload)?)
+        .bind(i64::from(target.max_deliveries))
+        .bind(i64::from(attempts))
+        .bind(json_text(error)?)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
     async fn fail_event(&self, id: i64, error: &Value, retry_at: Option<i64>) -> Result<()> {
         sqlx::query(
             "UPDATE event_queue SET last_error = ?, dead = ?, leased = 0, next_at = COALESCE(?, next_at) WHERE id = ?",

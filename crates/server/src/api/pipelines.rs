@@ -151,6 +151,16 @@ async fn save_version(
         ));
         return Err(invalid(&problems));
     }
+    if let Some(trigger) = &plan.definition.trigger
+        && let Some((path, message)) = consumer_problem(trigger)
+    {
+        let mut problems = Problems::new(source.clone());
+        problems.push(Problem::new(
+            FieldPath::from_pointer(&format!("/{}", path.replace('.', "/"))),
+            message,
+        ));
+        return Err(invalid(&problems));
+    }
     let name = plan.definition.name.clone();
     if let Some(expected) = expected_name
         && expected != name
@@ -276,4 +286,25 @@ pub async fn restore(
     Path(path): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     set_archived(state, who, path, false).await
+}
+
+/// What is wrong with a broker or mailbox trigger that names no account
+/// (one that does is checked when its deployment starts, with the
+/// account): the field path and the message.
+fn consumer_problem(trigger: &Trigger) -> Option<(String, String)> {
+    if !sluice_triggers::is_consumer(trigger) || sluice_triggers::account_name(trigger).is_some() {
+        return None;
+    }
+    let names = sluice_triggers::Names::new("r", "e", "p", 1);
+    let message = match sluice_triggers::source(trigger, None, &names) {
+        Ok(_) => return None,
+        Err(e) => e.to_string(),
+    };
+    let path = message
+        .split([' ', ':'])
+        .next()
+        .filter(|p| p.starts_with("trigger."))
+        .unwrap_or("trigger")
+        .to_owned();
+    Some((path, message))
 }
