@@ -8,8 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::path::PathBuf;
+
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
@@ -19,84 +19,9 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "guest";
 
-struct Served {
-    child: Child,
-    addr: String,
-}
+mod support;
 
-impl Served {
-    fn start(dir: &Path, tag: &str) -> Served {
-        let addr = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().to_string()
-        };
-        let err = dir.join(format!("serve-{tag}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "--data"])
-            .arg(dir.join("data"))
-            .args(["--listen", &addr])
-            .env_remove("SLUICE_ADMIN_TOKEN")
-            .env_remove("SLUICE_MASTER_KEY")
-            .stdout(std::fs::File::create(dir.join(format!("serve-{tag}.out"))).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        let served = Served { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = std::net::TcpStream::connect(&served.addr) {
-                use std::io::{Read, Write};
-                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
-                    return served;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "the server did not get ready: {}",
-            std::fs::read_to_string(err).unwrap_or_default()
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// SIGKILL: no draining, nothing settled.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn sluice(served: &Served, token: &str, args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(cwd)
-        .env("SLUICE_URL", served.url())
-        .env("SLUICE_TOKEN", token)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use support::{Served, ok, sluice};
 
 async fn channel(url: &str) -> (Connection, Channel) {
     let connection = Connection::connect(url, ConnectionProperties::default())

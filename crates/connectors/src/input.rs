@@ -88,3 +88,18 @@ pub fn url_or_account<T, U>(
     }
     Some(())
 }
+
+/// An operator's root directory: the environment variable's value, else
+/// `default`, relative paths taken from the working directory.
+#[cfg(any(feature = "file", feature = "object-storage"))]
+pub(crate) fn root_dir(variable: &str, default: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let given = std::env::var_os(variable)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(default), PathBuf::from);
+    if given.is_absolute() {
+        given
+    } else {
+        std::env::current_dir().map_or(given.clone(), |dir| dir.join(&given))
+    }
+}

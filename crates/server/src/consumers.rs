@@ -32,8 +32,14 @@ pub async fn run(runtime: Arc<Runtime>) {
     let mut running: HashMap<usize, watch::Sender<bool>> = HashMap::new();
     loop {
         let changed = runtime.schedules_changed.notified();
-        let current: Vec<Arc<Deployed>> = runtime
-            .all()
+        // A draining process consumes nothing more: what a consumer holds
+        // finishes, what it did not take stays with the broker.
+        let deployed = if runtime.is_draining() {
+            Vec::new()
+        } else {
+            runtime.all()
+        };
+        let current: Vec<Arc<Deployed>> = deployed
             .into_iter()
             .filter(|d| {
                 d.plan

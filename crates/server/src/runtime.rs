@@ -657,6 +657,13 @@ impl Runtime {
     /// Refuses new executions from now on.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::Release);
+        // Broker consumers stop taking messages.
+        self.schedules_changed.notify_waiters();
+    }
+
+    /// Whether the process drains (no new executions).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Waits until no execution runs, at most `limit`; whether it got there.

@@ -262,6 +262,22 @@ fn failed(e: &lapin::Error) -> TriggerError {
     TriggerError::Connection(e.to_string())
 }
 
+impl RabbitmqSettle {
+    /// Hands the message back: to the queue (`requeue`), or to its
+    /// dead-letter exchange.
+    async fn nack(&self, requeue: bool) -> Result<(), TriggerError> {
+        let options = BasicNackOptions {
+            requeue,
+            ..BasicNackOptions::default()
+        };
+        self.acker
+            .nack(options)
+            .await
+            .map(drop)
+            .map_err(|e| failed(&e))
+    }
+}
+
 #[async_trait]
 impl Settle for RabbitmqSettle {
     async fn ack(self: Box<Self>) -> Result<(), TriggerError> {
@@ -273,15 +289,7 @@ impl Settle for RabbitmqSettle {
     }
 
     async fn release(self: Box<Self>) -> Result<(), TriggerError> {
-        let options = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
-        self.acker
-            .nack(options)
-            .await
-            .map(drop)
-            .map_err(|e| failed(&e))
+        self.nack(true).await
     }
 
     fn dead_letters(&self) -> bool {
@@ -289,15 +297,7 @@ impl Settle for RabbitmqSettle {
     }
 
     async fn reject(self: Box<Self>) -> Result<(), TriggerError> {
-        let options = BasicNackOptions {
-            requeue: false,
-            ..BasicNackOptions::default()
-        };
-        self.acker
-            .nack(options)
-            .await
-            .map(drop)
-            .map_err(|e| failed(&e))
+        self.nack(false).await
     }
 }
 

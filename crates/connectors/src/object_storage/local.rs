@@ -39,16 +39,7 @@ const TEMP_DIR: &str = ".object-tmp";
 /// The root directory, read once per process.
 fn root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let given = std::env::var_os(ROOT_VARIABLE)
-            .filter(|v| !v.is_empty())
-            .map_or_else(|| PathBuf::from(DEFAULT_ROOT), PathBuf::from);
-        if given.is_absolute() {
-            given
-        } else {
-            std::env::current_dir().map_or(given.clone(), |dir| dir.join(&given))
-        }
-    })
+    ROOT.get_or_init(|| crate::input::root_dir(ROOT_VARIABLE, DEFAULT_ROOT))
 }
 
 /// Runs `job` on `bucket` in the area of `realm` and `environment`.
