@@ -165,6 +165,26 @@ async fn a_malformed_pipeline_is_400_with_the_field_path_and_line() {
         r.body["details"]["problems"][0]["path"], "trigger.timezone",
         "{r:?}"
     );
+    // Broker triggers without an account are checked when saved.
+    let cases = [
+        ("type: rabbitmq\n  queue: orders", "trigger.url"),
+        ("type: nats\n  url: http://x\n  subject: a", "trigger.url"),
+        (
+            "type: mqtt\n  url: mqtt://h\n  topic: a/#/b",
+            "trigger.topic",
+        ),
+        ("type: email\n  url: imap://h\n  after: move", "trigger"),
+    ];
+    for (trigger, path) in cases {
+        let text = format!("name: consume\ntrigger:\n  {trigger}\nsteps: []\n");
+        let r = h.save_as(ADMIN, "acme", &text).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{trigger}: {r:?}");
+        let problem = &r.body["details"]["problems"][0];
+        assert!(
+            problem["path"].as_str().unwrap().starts_with(path),
+            "{trigger}: {r:?}"
+        );
+    }
     // Nothing was saved.
     let r = h.admin(Method::GET, "/realms/acme/pipelines", None).await;
     assert_eq!(r.body["items"], json!([]));
