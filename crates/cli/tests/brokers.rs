@@ -127,30 +127,37 @@ steps:
     let run = |served: &Served, args: &[&str]| ok(sluice(served, &token, args, &dir));
     run(&served, &["realm", "create", "acme"]);
     run(&served, &["apply", "-f", "orders.yaml", "--realm", "acme"]);
-    run(
-        &served,
-        &[
-            "account",
-            "set",
-            "mq",
-            "--type",
-            "generic",
-            "--field",
-            &format!("url={amqp}"),
-            "--field",
-            "username=guest",
-            "--field",
-            &format!("password={PASSWORD}"),
-            "--realm",
-            "acme",
-            "--env",
-            "test",
-        ],
-    );
+    let set_account = |served: &Served, url: &str| {
+        run(
+            served,
+            &[
+                "account",
+                "set",
+                "mq",
+                "--type",
+                "generic",
+                "--field",
+                &format!("url={url}"),
+                "--field",
+                "username=guest",
+                "--field",
+                &format!("password={PASSWORD}"),
+                "--realm",
+                "acme",
+                "--env",
+                "test",
+            ],
+        )
+    };
+    // First with a broker address where nothing listens: the deployment
+    // keeps trying, and takes the corrected account without a redeploy.
+    set_account(&served, "amqp://127.0.0.1:1/%2f");
     run(
         &served,
         &["deploy", "orders", "--realm", "acme", "--env", "test"],
     );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    set_account(&served, &amqp);
 
     let (_c, ch) = channel(&amqp).await;
     // The deployment declares its queue when it starts consuming.

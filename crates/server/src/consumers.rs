@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sluice_spec::Trigger;
 use sluice_store::EventTarget;
 use sluice_triggers::{Consumer, Handler, Names, Outcome, consume};
@@ -73,7 +73,8 @@ pub async fn run(runtime: Arc<Runtime>) {
 }
 
 /// Builds the deployment's source (again and again while its settings
-/// cannot work) and consumes until stopped.
+/// cannot work) and consumes until stopped; a changed account makes it
+/// connect again with the new settings.
 async fn serve(runtime: Arc<Runtime>, deployed: Arc<Deployed>, mut stop: watch::Receiver<bool>) {
     let Some(trigger) = deployed.plan.definition.trigger.clone() else {
         return;
@@ -81,46 +82,85 @@ async fn serve(runtime: Arc<Runtime>, deployed: Arc<Deployed>, mut stop: watch::
     let d = &deployed.deployment;
     let label = format!("{}/{}/{} v{}", d.realm, d.environment, d.pipeline, d.major);
     let names = Names::new(&d.realm, &d.environment, &d.pipeline, d.major);
-    let source = loop {
-        let env = runtime.env_data(&d.realm, &d.environment).await;
-        let account = match sluice_triggers::account_name(&trigger) {
-            None => Ok(None),
-            Some(name) => match env.accounts.get(name).and_then(Value::as_object) {
-                Some(fields) => Ok(Some(fields)),
-                None => Err(format!(
-                    "trigger.account: no account '{name}' in '{}'",
-                    d.environment
-                )),
-            },
-        };
-        let built = account.and_then(|account| {
-            sluice_triggers::source(&trigger, account, &names).map_err(|e| e.to_string())
-        });
-        match built {
-            Ok(source) => break source,
-            Err(e) => {
-                tracing::error!(deployment = %label, trigger = trigger.kind(), error = %e, "the trigger cannot consume yet");
-                tokio::select! {
-                    () = tokio::time::sleep(SETTINGS_RETRY) => {}
-                    _ = stop.changed() => return,
+    let handler: Arc<dyn Handler> = Arc::new(Runner {
+        dead_letter_name: dead_letter_name(&trigger),
+        runtime: runtime.clone(),
+        deployed: deployed.clone(),
+        trigger: trigger.clone(),
+    });
+    loop {
+        let (account, source) = loop {
+            let account = account_of(&runtime, &deployed, &trigger).await;
+            let built = account.as_ref().map_err(Clone::clone).and_then(|fields| {
+                sluice_triggers::source(&trigger, fields.as_ref(), &names)
+                    .map_err(|e| e.to_string())
+            });
+            match built {
+                Ok(source) => break (account, source),
+                Err(e) => {
+                    tracing::error!(deployment = %label, trigger = trigger.kind(), error = %e, "the trigger cannot consume yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(SETTINGS_RETRY) => {}
+                        _ = stop.changed() => return,
+                    }
                 }
             }
+        };
+        let consumer = Consumer {
+            name: label.clone(),
+            source,
+            concurrency: deployed.capacity(),
+            max_deliveries: trigger.max_deliveries(),
+            retry_base: RETRY_BASE,
+            handler: handler.clone(),
+        };
+        let (restart, restarted) = watch::channel(false);
+        let mut outer = stop.clone();
+        let consuming = tokio::spawn(consume(consumer, restarted));
+        let stopped = loop {
+            let changed = runtime.settings_changed.notified();
+            let stopping = async {
+                let _ = outer.wait_for(|stopped| *stopped).await;
+            };
+            let settings_changed = tokio::select! {
+                () = stopping => false,
+                () = changed => true,
+            };
+            if !settings_changed {
+                break true;
+            }
+            if account_of(&runtime, &deployed, &trigger).await != account {
+                tracing::info!(deployment = %label, "the trigger's account changed: connecting again");
+                break false;
+            }
+        };
+        restart.send_replace(true);
+        let _ = consuming.await;
+        let stop_now = stopped || *stop.borrow();
+        if stop_now {
+            return;
         }
+    }
+}
+
+/// The fields of the account the trigger names (none when it names none).
+async fn account_of(
+    runtime: &Runtime,
+    deployed: &Deployed,
+    trigger: &Trigger,
+) -> Result<Option<Map<String, Value>>, String> {
+    let Some(name) = sluice_triggers::account_name(trigger) else {
+        return Ok(None);
     };
-    let consumer = Consumer {
-        name: label,
-        source,
-        concurrency: deployed.capacity(),
-        max_deliveries: trigger.max_deliveries(),
-        retry_base: RETRY_BASE,
-        handler: Arc::new(Runner {
-            dead_letter_name: dead_letter_name(&trigger),
-            runtime,
-            deployed,
-            trigger,
-        }),
-    };
-    consume(consumer, stop).await;
+    let d = &deployed.deployment;
+    let env = runtime.env_data(&d.realm, &d.environment).await;
+    match env.accounts.get(name).and_then(Value::as_object) {
+        Some(fields) => Ok(Some(fields.clone())),
+        None => Err(format!(
+            "trigger.account: no account '{name}' in '{}'",
+            d.environment
+        )),
+    }
 }
 
 /// How a broker's dead letters are named in the list: the trigger type

@@ -219,6 +219,8 @@ pub struct Runtime {
     pub events_ready: Notify,
     /// Wakes the scheduler when deployments changed.
     pub schedules_changed: Notify,
+    /// Wakes broker consumers when globals or accounts changed.
+    pub settings_changed: Notify,
     me: Weak<Runtime>,
 }
 
@@ -277,6 +279,7 @@ impl Runtime {
             draining: std::sync::atomic::AtomicBool::new(false),
             events_ready: Notify::new(),
             schedules_changed: Notify::new(),
+            settings_changed: Notify::new(),
             me: me.clone(),
         })
     }
@@ -404,6 +407,7 @@ impl Runtime {
     /// Forgets the cached globals and accounts of a realm and environment.
     pub fn invalidate_env(&self, realm: &str, environment: &str) {
         write(&self.envs).remove(&(realm.to_owned(), environment.to_owned()));
+        self.settings_changed.notify_waiters();
     }
 
     /// Globals, accounts and services of a realm and environment.
