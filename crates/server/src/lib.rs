@@ -148,6 +148,12 @@ impl Server {
         let drain = self.state.config.drain_timeout;
         let ready = self.state.ready.clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // Answers go out at once, not held back for a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+            }
+        });
         let served = tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
