@@ -8,3 +8,10 @@
 
 pub mod ceiling;
 pub mod load;
+
+/// Makes aws-lc-rs the process's rustls provider. Built beside the rest of
+/// the workspace, reqwest carries rustls and wants a provider even for
+/// plain HTTP; this is the tree's one.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

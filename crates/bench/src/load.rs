@@ -111,6 +111,7 @@ pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
 /// Must be called inside a Tokio runtime: requests run on it, while a
 /// blocking thread paces them.
 pub async fn run(config: &LoadConfig) -> Result<LoadReport, LoadError> {
+    crate::install_tls_provider();
     if config.connections == 0 {
         return Err(LoadError::Settings("connections must be at least 1".into()));
     }

@@ -75,9 +75,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> Result<()> {
-    // Built beside the connectors, reqwest carries rustls and wants the
-    // process's provider even for plain HTTP: the tree's one, aws-lc-rs.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    sluice_bench::install_tls_provider();
     match Cli::parse().command {
         Command::Ceiling(args) => run_ceiling(args),
         Command::Load(args) => run_load(args),

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 /// Starts the ceiling on a free port; it stops with the test's runtime.
 async fn start(key: Option<&str>) -> String {
+    sluice_bench::install_tls_provider();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(ceiling::serve(

@@ -8,6 +8,7 @@ use sluice_bench::{ceiling, load};
 use tokio::net::TcpListener;
 
 async fn start_ceiling(key: Option<&str>) -> String {
+    sluice_bench::install_tls_provider();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(ceiling::serve(
