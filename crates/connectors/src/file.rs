@@ -199,22 +199,15 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
         cx.problem(base.key("to"), "operation move needs `to`: where to move");
         ok = false;
     }
-    if config.content.is_none() && op == Operation::Write {
-        cx.problem(
-            base.key("content"),
-            "operation write needs `content`: what to write",
-        );
-        ok = false;
-    }
     if op == Operation::Write
-        && config.encoding == Some(Encoding::Base64)
-        && let Some(content) = &config.content
-        && !content.is_string()
+        && !crate::input::check_content(
+            cx,
+            "write",
+            "what to write",
+            config.content.as_ref(),
+            config.encoding == Some(Encoding::Base64),
+        )
     {
-        cx.problem(
-            base.key("content"),
-            "with `encoding: base64` the content must be a string of base64",
-        );
         ok = false;
     }
     let path = compile_path(cx, "path", config.path.as_deref(), op, &mut ok);

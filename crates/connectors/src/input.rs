@@ -103,3 +103,34 @@ pub(crate) fn root_dir(variable: &str, default: &str) -> std::path::PathBuf {
         std::env::current_dir().map_or(given.clone(), |dir| dir.join(&given))
     }
 }
+
+/// Checks the `content` of a writing operation (`write`, `put`): given,
+/// and a string when `encoding: base64`. Names the problem at
+/// `content`; false when there is one.
+#[cfg(any(feature = "file", feature = "object-storage"))]
+pub(crate) fn check_content(
+    cx: &mut StepCx<'_, '_>,
+    operation: &str,
+    purpose: &str,
+    content: Option<&Value>,
+    base64: bool,
+) -> bool {
+    let at = cx.path().key("content");
+    match content {
+        None => {
+            cx.problem(
+                at,
+                format!("operation {operation} needs `content`: {purpose}"),
+            );
+            false
+        }
+        Some(content) if base64 && !content.is_string() => {
+            cx.problem(
+                at,
+                "with `encoding: base64` the content must be a string of base64",
+            );
+            false
+        }
+        Some(_) => true,
+    }
+}

@@ -275,22 +275,15 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
         );
         ok = false;
     }
-    if op == Operation::Put && config.content.is_none() {
-        cx.problem(
-            base.key("content"),
-            "operation put needs `content`: what to store",
-        );
-        ok = false;
-    }
     if op == Operation::Put
-        && config.encoding == Some(Encoding::Base64)
-        && let Some(content) = &config.content
-        && !content.is_string()
+        && !crate::input::check_content(
+            cx,
+            "put",
+            "what to store",
+            config.content.as_ref(),
+            config.encoding == Some(Encoding::Base64),
+        )
     {
-        cx.problem(
-            base.key("content"),
-            "with `encoding: base64` the content must be a string of base64",
-        );
         ok = false;
     }
     if let Some(n) = config.max_keys

@@ -19,10 +19,10 @@ const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
 /// execution (900s), so a running delivery is never handed out twice.
 const LEASE: Duration = Duration::from_secs(930);
 
-/// The wait before the n-th retry: 1s, 2s, 4s, … at most 5 minutes.
+/// The wait before the n-th retry: 1s, 2s, 4s, … at most 5 minutes (the
+/// same schedule as the broker triggers').
 pub fn backoff(attempts: u32) -> Duration {
-    let exp = attempts.saturating_sub(1).min(20);
-    Duration::from_secs((1u64 << exp).min(300))
+    sluice_triggers::retry_delay(Duration::from_secs(1), attempts)
 }
 
 /// Runs until the task is aborted.
