@@ -677,7 +677,7 @@ async fn s3_err(url: &str, bucket: &str, fields: Value) -> FlowError {
 fn no_secret(execution: &Execution) {
     let kept = format!(
         "{} {} {:?}",
-        serde_json::to_string(&execution.trace).unwrap(),
+        execution.masked_trace().to_json(),
         serde_json::to_string(&execution.logs).unwrap(),
         execution.result
     );

@@ -31,11 +31,11 @@ pub use field::FieldRef;
 pub use files::FileCaller;
 pub use load::{compile_document, load_file, load_str};
 pub use mask::{MASKED, Mask};
-pub use plan::{Execution, Plan, RunOptions};
+pub use plan::{Execution, Plan, RunOptions, new_execution_key};
 pub use run::run_steps;
 pub use services::Services;
 pub use steps::{Step, StepFuture, StepList, ready};
-pub use trace::{TraceEntry, TraceStatus};
+pub use trace::{MaskedTrace, TraceEntry, TraceStatus};
 
 /// The message flowing between steps: shared, cloned only when written to
 /// while another reference is alive.

@@ -71,6 +71,17 @@ impl Mask {
         out
     }
 
+    /// `value` as JSON text with sensitive fields and secrets hidden; with
+    /// nothing to hide it is written straight out, without a copy.
+    pub fn json<T: serde::Serialize + ?Sized>(&self, value: &T) -> String {
+        if self.is_empty() {
+            return serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned());
+        }
+        let mut out = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.mask_in_place(&mut out, &mut Vec::new());
+        out.to_string()
+    }
+
     fn matches(&self, keys: &[String]) -> bool {
         self.paths.iter().any(|p| keys.ends_with(p))
     }
@@ -171,6 +182,13 @@ mod tests {
             mask().value(&v),
             json!({"card": {"number": "***", "exp": "12/30"}, "user": {"password": "***"}, "note": "key *** here"})
         );
+    }
+
+    #[test]
+    fn json_hides_like_value() {
+        let v = json!({"card": {"number": "4111"}, "note": "s3cret!"});
+        assert_eq!(mask().json(&v), mask().value(&v).to_string());
+        assert_eq!(Mask::default().json(&v), v.to_string());
     }
 
     #[test]

@@ -97,6 +97,16 @@ pub struct Execution {
     pub mask: Arc<Mask>,
 }
 
+impl Execution {
+    /// The trace with this execution's mask applied, ready to serialize.
+    pub fn masked_trace(&self) -> crate::MaskedTrace<'_> {
+        crate::MaskedTrace {
+            entries: &self.trace,
+            mask: &self.mask,
+        }
+    }
+}
+
 impl Plan {
     /// The pipeline's name.
     pub fn name(&self) -> &str {
@@ -113,7 +123,8 @@ impl Plan {
     }
 
     /// Runs one execution over `input`.
-    pub async fn execute(&self, input: Value, options: RunOptions) -> Execution {
+    /// The input may be shared (`Arc<Value>`) with a caller that keeps it.
+    pub async fn execute(&self, input: impl Into<Arc<Value>>, options: RunOptions) -> Execution {
         let started = Instant::now();
         let key = options
             .execution_key
@@ -147,7 +158,7 @@ impl Plan {
             started,
         });
         let mut cx = Context::new(shared);
-        let input = Arc::new(input);
+        let input: Arc<Value> = input.into();
         // The handlers see the input; keep it only when there are handlers,
         // so the first writing step need not copy a shared message.
         let kept = (!self.on_exception.is_empty()).then(|| input.clone());
@@ -178,7 +189,7 @@ impl Plan {
 /// A UUIDv7 execution key: time-ordered, with random bits from a fast
 /// non-cryptographic generator (a key is an identifier, not a secret, and
 /// asking the kernel for randomness on every execution costs a system call).
-fn new_execution_key() -> String {
+pub fn new_execution_key() -> String {
     let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
     let mut random = [0u8; 10];
     fastrand::fill(&mut random);

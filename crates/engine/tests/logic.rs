@@ -388,7 +388,7 @@ steps:
         .execute(json!({"card": {"number": "4111111111111111"}}), options)
         .await;
     assert_eq!(execution.logs[0].message, "card *** user ***");
-    let traced = serde_json::to_string(&execution.trace).expect("json");
+    let traced = execution.masked_trace().to_json();
     assert!(!traced.contains("4111111111111111"), "{traced}");
     assert!(traced.contains("\"number\":\"***\""), "{traced}");
 }

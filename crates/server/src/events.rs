@@ -1,16 +1,25 @@
-//! The event dispatcher: takes due deliveries from the store-backed
-//! queue, runs the subscribed deployment, and acknowledges only when the
-//! execution ended well. Failures come back with exponential backoff until
-//! the trigger's `maxDeliveries`, then go to the dead letters.
+//! The event queue and its dispatcher. Publishing is a group commit:
+//! every event published while the previous batch was being written goes
+//! into the store in one transaction, and each publisher gets its answer
+//! only once its event is stored. The deliveries of a batch are stored
+//! already claimed by this process and handed straight to the dispatcher
+//! (no second write to claim them); retries, deliveries left from before a
+//! restart and redrives are claimed from the store as before. A delivery
+//! is acknowledged only after its execution ended well, and
+//! acknowledgements are written in batches too: one lost in a crash makes
+//! the delivery come again after the restart (at least once). Failures come
+//! back with exponential backoff until the trigger's `maxDeliveries`, then
+//! go to the dead letters.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_store::QueuedEvent;
-use tokio::sync::Semaphore;
+use sluice_store::{NewEvent, QueuedEvent};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
-use crate::runtime::{RunRequest, Runtime, now_ms};
+use crate::runtime::{Rejection, RunRequest, Runtime, now_ms};
 
 /// Deliveries running at once, over every deployment.
 const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
@@ -19,52 +28,244 @@ const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
 /// execution (900s), so a running delivery is never handed out twice.
 const LEASE: Duration = Duration::from_secs(930);
 
+/// Most events written in one publish transaction.
+const PUBLISH_BATCH: usize = 2048;
+
+/// Deliveries claimed at publish and waiting in memory, at most; beyond
+/// that, new events wait in the store unclaimed (memory stays bounded).
+const LOCAL_LIMIT: usize = 4096;
+
+/// The wait before acknowledgements are written, gathering more of them.
+const ACK_LINGER: Duration = Duration::from_millis(5);
+
 /// The wait before the n-th retry: 1s, 2s, 4s, … at most 5 minutes (the
 /// same schedule as the broker triggers').
 pub fn backoff(attempts: u32) -> Duration {
     sluice_triggers::retry_delay(Duration::from_secs(1), attempts)
 }
 
-/// Runs until the task is aborted.
-pub async fn dispatch(runtime: Arc<Runtime>) {
-    let slots = Arc::new(Semaphore::new(MAX_DELIVERIES_IN_FLIGHT));
-    loop {
-        let free = slots.available_permits().min(64);
-        if free == 0 {
-            // Wait for one delivery to end before claiming more.
-            if let Ok(permit) = slots.clone().acquire_owned().await {
-                drop(permit);
-            }
-            continue;
+/// A publisher's event and where its answer goes.
+type Publish = (NewEvent, oneshot::Sender<Result<(), String>>);
+
+/// The in-process side of the event queue, shared by publishers, the
+/// dispatcher and deliveries.
+pub struct EventQueue {
+    publishes: mpsc::UnboundedSender<Publish>,
+    publish_rx: Mutex<Option<mpsc::UnboundedReceiver<Publish>>>,
+    local_tx: mpsc::UnboundedSender<QueuedEvent>,
+    local_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedEvent>>>,
+    /// Claimed deliveries in `local_rx`, not yet started.
+    local_pending: AtomicUsize,
+    /// Whether the batching task runs (else publishes write directly).
+    batching: AtomicBool,
+    acks: Mutex<Vec<i64>>,
+    acks_ready: Notify,
+}
+
+impl Default for EventQueue {
+    fn default() -> Self {
+        let (publishes, publish_rx) = mpsc::unbounded_channel();
+        let (local_tx, local_rx) = mpsc::unbounded_channel();
+        EventQueue {
+            publishes,
+            publish_rx: Mutex::new(Some(publish_rx)),
+            local_tx,
+            local_rx: Mutex::new(Some(local_rx)),
+            local_pending: AtomicUsize::new(0),
+            batching: AtomicBool::new(false),
+            acks: Mutex::new(Vec::new()),
+            acks_ready: Notify::new(),
         }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl EventQueue {
+    /// Whether publishes go through the batching task.
+    pub fn batching(&self) -> bool {
+        self.batching.load(Ordering::Acquire)
+    }
+
+    /// Queues an event; answers once it is stored.
+    pub async fn publish(&self, event: NewEvent) -> Result<(), sluice_store::Error> {
+        let (answer, answered) = oneshot::channel();
+        self.publishes
+            .send((event, answer))
+            .map_err(|_| sluice_store::Error::Unavailable("the event queue is stopped".into()))?;
+        match answered.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(sluice_store::Error::Unavailable(message)),
+            Err(_) => Err(sluice_store::Error::Unavailable(
+                "the event queue stopped before the event was stored".into(),
+            )),
+        }
+    }
+
+    /// Marks a delivery done; written with the next batch.
+    fn ack(&self, id: i64) {
+        let first = {
+            let mut acks = lock(&self.acks);
+            acks.push(id);
+            acks.len() == 1
+        };
+        if first {
+            self.acks_ready.notify_one();
+        }
+    }
+
+    /// Writes the acknowledgements gathered so far (also at shutdown).
+    pub async fn flush_acks(&self, store: &dyn sluice_store::Store) {
+        let ids = std::mem::take(&mut *lock(&self.acks));
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = store.ack_events(&ids).await {
+            // Their leases run out and they come again: at least once.
+            tracing::error!(error = %e, deliveries = ids.len(), "acknowledgements could not be stored");
+        }
+    }
+}
+
+/// Runs the publish batching, the acknowledgements and the dispatcher
+/// until the task is aborted.
+pub async fn dispatch(runtime: Arc<Runtime>) {
+    let publish_rx = lock(&runtime.events.publish_rx).take();
+    let local_rx = lock(&runtime.events.local_rx).take();
+    let (Some(publish_rx), Some(local_rx)) = (publish_rx, local_rx) else {
+        tracing::error!("the event dispatcher was started twice");
+        return;
+    };
+    runtime.events.batching.store(true, Ordering::Release);
+    tokio::join!(
+        publish_loop(&runtime, publish_rx),
+        ack_loop(&runtime),
+        deliver_loop(&runtime, local_rx),
+    );
+}
+
+async fn publish_loop(runtime: &Arc<Runtime>, mut publishes: mpsc::UnboundedReceiver<Publish>) {
+    let queue = &runtime.events;
+    let mut events = Vec::with_capacity(PUBLISH_BATCH);
+    let mut answers = Vec::with_capacity(PUBLISH_BATCH);
+    while let Some((event, answer)) = publishes.recv().await {
+        events.push(event);
+        answers.push(answer);
+        while events.len() < PUBLISH_BATCH {
+            match publishes.try_recv() {
+                Ok((event, answer)) => {
+                    events.push(event);
+                    answers.push(answer);
+                }
+                Err(_) => break,
+            }
+        }
+        let deliveries: usize = events.iter().map(|e| e.targets.len()).sum();
+        let claim = queue.local_pending.load(Ordering::Acquire) + deliveries <= LOCAL_LIMIT;
+        let stored = runtime
+            .store
+            .enqueue_events(&events, now_ms(), claim.then_some(LEASE))
+            .await;
+        let answer = match stored {
+            Ok(claimed) => {
+                queue
+                    .local_pending
+                    .fetch_add(claimed.len(), Ordering::AcqRel);
+                for delivery in claimed {
+                    // The receiver lives as long as this task.
+                    let _ = queue.local_tx.send(delivery);
+                }
+                if !claim {
+                    runtime.events_ready.notify_one();
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        events.clear();
+        for publisher in answers.drain(..) {
+            let _ = publisher.send(answer.clone());
+        }
+    }
+}
+
+async fn ack_loop(runtime: &Arc<Runtime>) {
+    loop {
+        runtime.events.acks_ready.notified().await;
+        tokio::time::sleep(ACK_LINGER).await;
+        runtime.events.flush_acks(runtime.store.as_ref()).await;
+    }
+}
+
+async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver<QueuedEvent>) {
+    let queue = &runtime.events;
+    let slots = Arc::new(Semaphore::new(MAX_DELIVERIES_IN_FLIGHT));
+    let start = |event: QueuedEvent, permit: tokio::sync::OwnedSemaphorePermit| {
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            deliver(&runtime, event).await;
+            drop(permit);
+        });
+    };
+    // The store is looked at every poll interval (and when woken), so
+    // retries and redrives are never starved by a stream of new events.
+    let mut last_poll = tokio::time::Instant::now();
+    // Whether the last look at the store found deliveries: then it is
+    // looked at again at once, until it has none left.
+    let mut store_had_some = false;
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let next_poll = last_poll + runtime.config.event_poll;
+        if !store_had_some && tokio::time::Instant::now() < next_poll {
+            if let Ok(event) = local.try_recv() {
+                queue.local_pending.fetch_sub(1, Ordering::AcqRel);
+                start(event, permit);
+                continue;
+            }
+            tokio::select! {
+                got = local.recv() => {
+                    if let Some(event) = got {
+                        queue.local_pending.fetch_sub(1, Ordering::AcqRel);
+                        start(event, permit);
+                        continue;
+                    }
+                    // The sender lives in the runtime: never closed.
+                    return;
+                }
+                () = runtime.events_ready.notified() => {}
+                () = tokio::time::sleep_until(next_poll) => {}
+            }
+        }
+        last_poll = tokio::time::Instant::now();
+        let free = slots.available_permits() + 1;
         let due = match runtime
             .store
-            .claim_events(u32::try_from(free).unwrap_or(64), now_ms(), LEASE)
+            .claim_events(u32::try_from(free).unwrap_or(256), now_ms(), LEASE)
             .await
         {
             Ok(due) => due,
             Err(e) => {
                 tracing::error!(error = %e, "the event queue cannot be read");
+                store_had_some = false;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if due.is_empty() {
-            tokio::select! {
-                () = runtime.events_ready.notified() => {}
-                () = tokio::time::sleep(runtime.config.event_poll) => {}
-            }
+        store_had_some = !due.is_empty();
+        let mut due = due.into_iter();
+        let Some(first) = due.next() else {
             continue;
-        }
+        };
+        start(first, permit);
         for event in due {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let runtime = runtime.clone();
-            tokio::spawn(async move {
-                deliver(&runtime, event).await;
-                drop(permit);
-            });
+            start(event, permit);
         }
     }
 }
@@ -96,12 +297,20 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent) {
             Ok(_) => None,
             Err(e) => Some(execution.mask.value(&e.to_value())),
         },
+        // The process stops: the delivery stays claimed, and the next start
+        // hands it out again without counting this as a failed attempt.
+        Err(Rejection::Draining) => return,
         Err(rejection) => Some(json!({"code": "unavailable", "message": rejection.message()})),
     };
     let outcome = match error {
         None => {
             runtime.metrics.events_delivered.inc();
-            store.ack_event(event.id).await
+            if runtime.events.batching() {
+                runtime.events.ack(event.id);
+                Ok(())
+            } else {
+                store.ack_event(event.id).await
+            }
         }
         Some(error) if event.attempts >= event.max_deliveries => {
             runtime.metrics.events_dead.inc();

@@ -131,7 +131,7 @@ impl RateLimiter {
 }
 
 fn new_key() -> String {
-    uuid::Uuid::now_v7().to_string()
+    sluice_engine::new_execution_key()
 }
 
 fn with_key(mut response: Response, key: &str) -> Response {

@@ -190,6 +190,8 @@ impl Server {
         for task in &self.background {
             task.abort();
         }
+        let runtime = &self.state.runtime;
+        runtime.events.flush_acks(runtime.store.as_ref()).await;
         self.state.runtime.writer.stop();
         let _ = self.writer_task.await;
     }

@@ -17,7 +17,7 @@ use sluice_engine::services::{
 };
 use sluice_engine::{Catalog, Execution, FlowError, Plan, RunOptions, Services, compile_document};
 use sluice_spec::{Document, Format, Problems, Trigger};
-use sluice_store::{Deployment, EventTarget, ExecutionRecord, LogRecord, Scope, Store};
+use sluice_store::{Deployment, EventTarget, ExecutionRecord, LogRecord, NewEvent, Scope, Store};
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::config::ServerConfig;
@@ -215,8 +215,10 @@ pub struct Runtime {
     in_flight: AtomicUsize,
     idle: Notify,
     draining: std::sync::atomic::AtomicBool,
-    /// Wakes the event dispatcher when something was published.
+    /// Wakes the event dispatcher when deliveries wait in the store.
     pub events_ready: Notify,
+    /// Publish batching, deliveries claimed at publish, acknowledgements.
+    pub events: crate::events::EventQueue,
     /// Wakes the scheduler when deployments changed.
     pub schedules_changed: Notify,
     /// Wakes broker consumers when globals or accounts changed.
@@ -278,6 +280,7 @@ impl Runtime {
             idle: Notify::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             events_ready: Notify::new(),
+            events: crate::events::EventQueue::default(),
             schedules_changed: Notify::new(),
             settings_changed: Notify::new(),
             me: me.clone(),
@@ -510,7 +513,8 @@ impl Runtime {
         let d = &deployed.deployment;
         let env = self.env_data(&d.realm, &d.environment).await;
         let started_at = now_ms();
-        let input_copy = request.input.clone();
+        // Shared with the execution: the record shows the input as it came.
+        let input = Arc::new(request.input);
         let options = RunOptions {
             services: env.services.clone(),
             globals: env.globals.clone(),
@@ -527,16 +531,10 @@ impl Runtime {
             timeout: Some(deployed.timeout()),
             call_depth: request.call_depth,
         };
-        let execution = deployed.plan.execute(request.input, options).await;
+        let execution = deployed.plan.execute(input.clone(), options).await;
         drop(permit);
         self.observe(deployed, &execution);
-        let record = self.record(
-            deployed,
-            request.trigger,
-            started_at,
-            &input_copy,
-            &execution,
-        );
+        let record = self.record(deployed, request.trigger, started_at, &input, &execution);
         self.writer.submit(record).await;
         Ok(execution)
     }
@@ -572,12 +570,15 @@ impl Runtime {
         let limit = self.config.payload_limit;
         let (status, output, error) = match &execution.result {
             Ok(output) => {
-                let answer = execution
-                    .response
-                    .as_ref()
-                    .map(|r| json!({"status": r.status, "headers": r.headers, "body": r.body}));
-                let shown = answer.as_ref().unwrap_or(output);
-                ("ok", Some(cut(&execution.mask.value(shown), limit)), None)
+                let shown = match &execution.response {
+                    Some(r) => execution.mask.json(&Answer {
+                        status: r.status,
+                        headers: &r.headers,
+                        body: &r.body,
+                    }),
+                    None => execution.mask.json(output),
+                };
+                ("ok", Some(cut(shown, limit)), None)
             }
             Err(e) => {
                 let status = if e.code == "timeout" {
@@ -591,9 +592,7 @@ impl Runtime {
         let keep_trace = status != "ok"
             || (fastrand::f64() < self.config.trace_sample_for(&d.environment)
                 && deployed.trace_budget.take(self.config.trace_budget));
-        let trace = keep_trace
-            .then(|| serde_json::to_string(&execution.trace).ok())
-            .flatten();
+        let trace = keep_trace.then(|| execution.masked_trace().to_json());
         ExecutionRecord {
             key: execution.key.clone(),
             realm: d.realm.clone(),
@@ -605,7 +604,7 @@ impl Runtime {
             trigger: trigger.to_owned(),
             started_at,
             duration_us: u64::try_from(execution.duration.as_micros()).unwrap_or(u64::MAX),
-            input: Some(cut(&execution.mask.value(input), limit)),
+            input: Some(cut(execution.mask.json(input), limit)),
             output,
             error,
             trace,
@@ -651,11 +650,24 @@ impl Runtime {
         if targets.is_empty() {
             return Ok(0);
         }
-        self.store
-            .enqueue_event(realm, environment, name, payload, &targets, now_ms())
-            .await?;
-        self.events_ready.notify_one();
-        Ok(targets.len())
+        let count = targets.len();
+        if self.events.batching() {
+            self.events
+                .publish(NewEvent {
+                    realm: realm.to_owned(),
+                    environment: environment.to_owned(),
+                    name: name.to_owned(),
+                    payload: payload.clone(),
+                    targets,
+                })
+                .await?;
+        } else {
+            self.store
+                .enqueue_event(realm, environment, name, payload, &targets, now_ms())
+                .await?;
+            self.events_ready.notify_one();
+        }
+        Ok(count)
     }
 
     /// Refuses new executions from now on.
@@ -703,8 +715,7 @@ impl Drop for InFlight<'_> {
 }
 
 /// JSON text cut past `limit` bytes, with a marker saying how much is gone.
-pub fn cut(value: &Value, limit: usize) -> String {
-    let text = value.to_string();
+pub fn cut(text: String, limit: usize) -> String {
     if text.len() <= limit {
         return text;
     }
@@ -718,6 +729,14 @@ pub fn cut(value: &Value, limit: usize) -> String {
         text.len() - end,
         text.len()
     )
+}
+
+/// What a `response` step answered, as the record shows it.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    status: u16,
+    headers: &'a Map<String, Value>,
+    body: &'a Value,
 }
 
 fn store_error(e: sluice_store::Error) -> FlowError {
@@ -910,9 +929,9 @@ mod tests {
     #[test]
     fn long_payloads_are_cut_with_a_marker() {
         let value = json!({"text": "é".repeat(100)});
-        let text = cut(&value, 20);
+        let text = cut(value.to_string(), 20);
         assert!(text.contains("…[truncated"), "{text}");
         assert!(text.ends_with(&format!("of {} bytes]", value.to_string().len())));
-        assert_eq!(cut(&json!({"a": 1}), 20), r#"{"a":1}"#);
+        assert_eq!(cut(json!({"a": 1}).to_string(), 20), r#"{"a":1}"#);
     }
 }

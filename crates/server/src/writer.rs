@@ -14,6 +14,12 @@ use crate::metrics::Metrics;
 /// Most records written in one transaction.
 const BATCH: usize = 512;
 
+/// The shortest time between two batches while records keep coming: under
+/// load, fewer and bigger transactions rewrite each index page once per
+/// batch instead of once per handful of records. An idle writer writes the
+/// first record at once.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The budget is counted in KiB.
 const UNIT: usize = 1024;
 
@@ -126,6 +132,7 @@ async fn write_loop(
     let mut batch = Vec::with_capacity(BATCH);
     let mut permits = Vec::with_capacity(BATCH);
     let mut stopping = false;
+    let mut last_batch = tokio::time::Instant::now();
     loop {
         if !stopping {
             tokio::select! {
@@ -137,6 +144,12 @@ async fn write_loop(
                     None => stopping = true,
                 },
                 () = stop.notified() => stopping = true,
+            }
+            if !stopping {
+                tokio::select! {
+                    () = tokio::time::sleep_until(last_batch + LINGER) => {}
+                    () = stop.notified() => stopping = true,
+                }
             }
         }
         while batch.len() < BATCH {
@@ -155,6 +168,7 @@ async fn write_loop(
             continue;
         }
         let started = std::time::Instant::now();
+        last_batch = tokio::time::Instant::now();
         let mut result = store.insert_executions(&batch).await;
         for wait_ms in [100, 500, 2000] {
             if result.is_ok() {

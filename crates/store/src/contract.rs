@@ -866,6 +866,58 @@ async fn events(store: &dyn Store) {
     assert_eq!(redriven[0].attempts, 1);
     store.ack_event(redriven[0].id).await.unwrap();
 
+    // Many events in one transaction: claimed at once for the caller, or
+    // left for `claim_events`; acknowledged together.
+    let batch: Vec<NewEvent> = (0..70)
+        .map(|i| NewEvent {
+            realm: "acme".into(),
+            environment: "test".into(),
+            name: "order.created".into(),
+            payload: json!({"n": i}),
+            targets: targets.to_vec(),
+        })
+        .collect();
+    let taken = store
+        .enqueue_events(&batch, 7000, Some(lease))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 140, "a delivery per event and target");
+    assert!(taken.iter().all(|e| e.attempts == 1 && !e.dead));
+    assert_eq!(taken.iter().filter(|e| e.pipeline == "b").count(), 70);
+    let mut seen: Vec<i64> = taken
+        .iter()
+        .map(|e| e.payload["n"].as_i64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen, (0..70).collect::<Vec<i64>>());
+    assert!(
+        store
+            .claim_events(200, 8000, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "deliveries claimed at enqueue are hidden for their lease"
+    );
+    let waiting = store.enqueue_events(&batch[..3], 7000, None).await.unwrap();
+    assert!(waiting.is_empty(), "unclaimed deliveries wait for a claim");
+    let later = store.claim_events(200, 8000, lease).await.unwrap();
+    assert_eq!(later.len(), 6);
+    let ids: Vec<i64> = taken.iter().chain(&later).map(|e| e.id).collect();
+    store.ack_events(&ids).await.unwrap();
+    assert_eq!(
+        store.release_event_leases(9000).await.unwrap(),
+        0,
+        "all acknowledged"
+    );
+    assert!(
+        store
+            .claim_events(200, 99_999_999, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     // A broker message that used up its deliveries joins the dead letters
     // and is redriven through the queue like an event.
     let target = EventTarget {

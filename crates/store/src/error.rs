@@ -17,6 +17,9 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A write shared by many callers failed; each gets its message.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<serde_json::Error> for Error {

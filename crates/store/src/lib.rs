@@ -218,12 +218,25 @@ pub trait Store: Send + Sync + 'static {
         targets: &[EventTarget],
         now: i64,
     ) -> Result<Vec<i64>>;
+    /// Queues many events in one transaction: a delivery per event and
+    /// target. With `claim`, the deliveries are stored already claimed for
+    /// that lease (their first attempt counted) and come back for the
+    /// caller to deliver itself; without, they wait for `claim_events` and
+    /// none come back.
+    async fn enqueue_events(
+        &self,
+        events: &[NewEvent],
+        now: i64,
+        claim: Option<Duration>,
+    ) -> Result<Vec<QueuedEvent>>;
     /// Takes up to `limit` deliveries due at `now`, hiding each for `lease`
     /// (a crashed worker's deliveries come back after it) and counting the attempt.
     async fn claim_events(&self, limit: u32, now: i64, lease: Duration)
     -> Result<Vec<QueuedEvent>>;
     /// The delivery succeeded: forget it.
     async fn ack_event(&self, id: i64) -> Result<()>;
+    /// These deliveries succeeded: forget them, in one transaction.
+    async fn ack_events(&self, ids: &[i64]) -> Result<()>;
     /// The delivery failed: try again at `retry_at`, or move it to the
     /// dead letters when `retry_at` is `None`.
     async fn fail_event(&self, id: i64, error: &Value, retry_at: Option<i64>) -> Result<()>;

@@ -293,6 +293,16 @@ pub struct EventTarget {
     pub max_deliveries: u32,
 }
 
+/// An event to queue: one delivery per target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub realm: String,
+    pub environment: String,
+    pub name: String,
+    pub payload: Value,
+    pub targets: Vec<EventTarget>,
+}
+
 /// One delivery of an event to one subscribed deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -13,8 +13,9 @@ use sqlx::{Row, SqlitePool};
 use crate::objects;
 use crate::{
     AccountRecord, ApiKey, AuditEntry, Consumer, Deployment, DeploymentEvent, Environment, Error,
-    EventTarget, ExecutionFilter, ExecutionRecord, Global, LogRecord, Page, PipelineSummary,
-    PipelineVersion, QueuedEvent, Realm, Result, SaveMode, Saved, Scope, Store, Token, User,
+    EventTarget, ExecutionFilter, ExecutionRecord, Global, LogRecord, NewEvent, Page,
+    PipelineSummary, PipelineVersion, QueuedEvent, Realm, Result, SaveMode, Saved, Scope, Store,
+    Token, User,
 };
 
 /// The environments every new realm gets.
@@ -23,7 +24,11 @@ pub const DEFAULT_ENVIRONMENTS: [&str; 2] = ["test", "prod"];
 /// State in a SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// Reads (in WAL mode they never wait for a writer).
     pool: SqlitePool,
+    /// Writes, on one connection: writers queue here, in order, instead of
+    /// in SQLite's busy handler, which sleeps for milliseconds at a time.
+    writes: SqlitePool,
 }
 
 fn now_ms() -> i64 {
@@ -86,10 +91,21 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let writes = if connections > 1 {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?
+        } else {
+            pool.clone()
+        };
+        Ok(SqliteStore { pool, writes })
     }
 
     /// Deletes `name` from an environment-scoped `table` (a constant of
@@ -107,7 +123,7 @@ impl SqliteStore {
             .bind(realm)
             .bind(environment)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!(
@@ -204,7 +220,7 @@ fn limit(page: Page) -> (i64, i64) {
 impl Store for SqliteStore {
     async fn create_realm(&self, name: &str) -> Result<Realm> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query("INSERT INTO realms (name, created_at) VALUES (?, ?)")
             .bind(name)
             .bind(now)
@@ -271,7 +287,7 @@ impl Store for SqliteStore {
                 .bind(realm)
                 .bind(name)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await;
         match inserted {
             Err(e) if unique_violation(&e) => Err(Error::Conflict(format!(
@@ -317,7 +333,7 @@ impl Store for SqliteStore {
     ) -> Result<Saved> {
         self.realm_must_exist(realm).await?;
         let text = json_text(definition)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         let newest = sqlx::query(
             "SELECT * FROM versions WHERE realm = ? AND name = ? ORDER BY major DESC, minor DESC LIMIT 1",
         )
@@ -471,7 +487,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(i64::from(major))
         .bind(i64::from(minor))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!(
@@ -487,7 +503,7 @@ impl Store for SqliteStore {
         self.environment_must_exist(&deployment.realm, &deployment.environment)
             .await?;
         let body = json_text(deployment)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO deployments (realm, environment, pipeline, major, body) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (realm, environment, pipeline, major) DO UPDATE SET body = excluded.body",
@@ -583,7 +599,7 @@ impl Store for SqliteStore {
                 "deployment of '{pipeline}' v{major} in '{environment}'"
             )));
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "DELETE FROM deployments WHERE realm = ? AND environment = ? AND pipeline = ? AND major = ?",
         )
@@ -656,7 +672,7 @@ impl Store for SqliteStore {
         .bind(name)
         .bind(json_text(value)?)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(Global {
             realm: realm.to_owned(),
@@ -705,7 +721,7 @@ impl Store for SqliteStore {
         .bind(&account.kind)
         .bind(&account.sealed)
         .bind(account.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -746,7 +762,7 @@ impl Store for SqliteStore {
         .bind(&consumer.environment)
         .bind(&consumer.name)
         .bind(json_text(consumer)?)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await;
         match inserted {
             Err(e) if unique_violation(&e) => Err(Error::Conflict(format!(
@@ -765,7 +781,7 @@ impl Store for SqliteStore {
         .bind(&consumer.realm)
         .bind(&consumer.environment)
         .bind(&consumer.name)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("consumer '{}'", consumer.name)));
@@ -829,7 +845,7 @@ impl Store for SqliteStore {
         .bind(&key.consumer)
         .bind(&key.hash)
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await;
         match inserted {
             Err(e) if foreign_key_violation(&e) => {
@@ -861,7 +877,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM api_keys WHERE realm = ? AND id = ?")
             .bind(realm)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("API key '{id}'")));
@@ -886,7 +902,7 @@ impl Store for SqliteStore {
         let inserted = sqlx::query("INSERT INTO users (name, body) VALUES (?, ?)")
             .bind(&user.name)
             .bind(json_text(user)?)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await;
         match inserted {
             Err(e) if unique_violation(&e) => Err(Error::Conflict(format!(
@@ -901,7 +917,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("UPDATE users SET body = ? WHERE name = ?")
             .bind(json_text(user)?)
             .bind(&user.name)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("user '{}'", user.name)));
@@ -933,7 +949,7 @@ impl Store for SqliteStore {
     async fn delete_user(&self, name: &str) -> Result<()> {
         let done = sqlx::query("DELETE FROM users WHERE name = ?")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("user '{name}'")));
@@ -950,7 +966,7 @@ impl Store for SqliteStore {
         .bind(&token.hash)
         .bind(&token.description)
         .bind(token.created_at)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await;
         match inserted {
             Err(e) if foreign_key_violation(&e) => {
@@ -965,7 +981,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM tokens WHERE user = ? AND id = ?")
             .bind(user)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("token '{id}' of user '{user}'")));
@@ -1006,7 +1022,7 @@ impl Store for SqliteStore {
         .bind(&entry.action)
         .bind(&entry.resource)
         .bind(json_text(&entry.details)?)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -1038,11 +1054,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<()> {
-        // Multi-row statements: one statement per chunk of records instead
-        // of one per record and log line.
-        const ROWS: usize = 256;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in records.chunks(ROWS) {
+        // Multi-row statements: one statement per slice of records instead
+        // of one per record and log line. Slices come in a few fixed sizes,
+        // so the cached prepared statements stay few and small.
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in fixed_slices(records) {
             let errors = chunk
                 .iter()
                 .map(|r| r.error.as_ref().map(json_text).transpose())
@@ -1068,29 +1084,29 @@ impl Store for SqliteStore {
                     .push_bind(&record.trace);
             });
             insert.build().execute(&mut *tx).await?;
-            let lines: Vec<(&str, usize, &LogRecord)> = chunk
-                .iter()
-                .flat_map(|r| {
-                    r.logs
-                        .iter()
-                        .enumerate()
-                        .map(|(seq, l)| (r.key.as_str(), seq, l))
-                })
-                .collect();
-            for lines in lines.chunks(ROWS * 2) {
-                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                    "INSERT OR REPLACE INTO execution_logs (key, seq, at, level, step, message) ",
-                );
-                insert.push_values(lines, |mut row, (key, seq, line)| {
-                    row.push_bind(*key)
-                        .push_bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                        .push_bind(line.at)
-                        .push_bind(&line.level)
-                        .push_bind(&line.step)
-                        .push_bind(&line.message);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+        }
+        let lines: Vec<(&str, usize, &LogRecord)> = records
+            .iter()
+            .flat_map(|r| {
+                r.logs
+                    .iter()
+                    .enumerate()
+                    .map(|(seq, l)| (r.key.as_str(), seq, l))
+            })
+            .collect();
+        for lines in fixed_slices(&lines) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT OR REPLACE INTO execution_logs (key, seq, at, level, step, message) ",
+            );
+            insert.push_values(lines, |mut row, (key, seq, line)| {
+                row.push_bind(*key)
+                    .push_bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                    .push_bind(line.at)
+                    .push_bind(&line.level)
+                    .push_bind(&line.step)
+                    .push_bind(&line.message);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1175,7 +1191,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM executions WHERE environment = ? AND started_at < ?")
             .bind(environment)
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(done.rows_affected())
     }
@@ -1212,7 +1228,7 @@ impl Store for SqliteStore {
         .bind(key)
         .bind(json_text(value)?)
         .bind(ttl.map(|t| now.saturating_add(ms(t))))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -1223,7 +1239,7 @@ impl Store for SqliteStore {
                 .bind(&scope.realm)
                 .bind(&scope.environment)
                 .bind(key)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1248,7 +1264,7 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(now.saturating_add(ms(ttl)))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1261,13 +1277,13 @@ impl Store for SqliteStore {
         .bind(&scope.environment)
         .bind(key)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() > 0)
     }
 
     async fn object_execute(&self, scope: &Scope, collection: &str, op: ObjectOp) -> Result<Value> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         let result = objects::execute(&mut tx, scope, collection, op).await?;
         tx.commit().await?;
         Ok(result)
@@ -1283,7 +1299,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Vec<i64>> {
         let text = json_text(payload)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
         let mut ids = Vec::with_capacity(targets.len());
         for target in targets {
             let id = sqlx::query(
@@ -1306,6 +1322,59 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    async fn enqueue_events(
+        &self,
+        events: &[NewEvent],
+        now: i64,
+        claim: Option<Duration>,
+    ) -> Result<Vec<QueuedEvent>> {
+        let texts = events
+            .iter()
+            .map(|e| json_text(&e.payload))
+            .collect::<Result<Vec<_>>>()?;
+        let rows: Vec<(&NewEvent, &str, &EventTarget)> = events
+            .iter()
+            .zip(&texts)
+            .flat_map(|(e, text)| e.targets.iter().map(move |t| (e, text.as_str(), t)))
+            .collect();
+        let (attempts, leased, next_at) = match claim {
+            Some(lease) => (1, 1, now.saturating_add(ms(lease))),
+            None => (0, 0, now),
+        };
+        let mut claimed = Vec::new();
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in fixed_slices(&rows) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO event_queue (realm, environment, name, pipeline, major, payload, \
+                 max_deliveries, attempts, leased, next_at, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, (event, text, target)| {
+                row.push_bind(&event.realm)
+                    .push_bind(&event.environment)
+                    .push_bind(&event.name)
+                    .push_bind(&target.pipeline)
+                    .push_bind(i64::from(target.major))
+                    .push_bind(*text)
+                    .push_bind(i64::from(target.max_deliveries))
+                    .push_bind(attempts)
+                    .push_bind(leased)
+                    .push_bind(next_at)
+                    .push_bind(now);
+            });
+            if claim.is_some() {
+                insert.push(" RETURNING *");
+                for row in insert.build().fetch_all(&mut *tx).await? {
+                    claimed.push(queued_of(&row)?);
+                }
+            } else {
+                insert.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|e| e.id);
+        Ok(claimed)
     }
 
     async fn claim_events(
@@ -1331,7 +1400,7 @@ impl Store for SqliteStore {
         .bind(now.saturating_add(ms(lease)))
         .bind(now)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writes)
         .await?;
         let mut events = rows.iter().map(queued_of).collect::<Result<Vec<_>>>()?;
         events.sort_by_key(|e| e.id);
@@ -1341,8 +1410,24 @@ impl Store for SqliteStore {
     async fn ack_event(&self, id: i64) -> Result<()> {
         sqlx::query("DELETE FROM event_queue WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
+        Ok(())
+    }
+
+    async fn ack_events(&self, ids: &[i64]) -> Result<()> {
+        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in fixed_slices(ids) {
+            let mut delete =
+                sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM event_queue WHERE id IN (");
+            let mut list = delete.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            delete.push(")");
+            delete.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1372,7 +1457,7 @@ impl Store for SqliteStore {
         .bind(json_text(error)?)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?
         .last_insert_rowid();
         Ok(id)
@@ -1386,7 +1471,7 @@ impl Store for SqliteStore {
         .bind(i64::from(retry_at.is_none()))
         .bind(retry_at)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }
@@ -1417,7 +1502,7 @@ impl Store for SqliteStore {
             "UPDATE event_queue SET next_at = ?, leased = 0 WHERE leased = 1 AND dead = 0",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected())
     }
@@ -1429,7 +1514,7 @@ impl Store for SqliteStore {
         .bind(now)
         .bind(realm)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound(format!("dead letter {id}")));
@@ -1444,7 +1529,7 @@ impl Store for SqliteStore {
         )
         .bind(schedule)
         .bind(tick)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -1459,7 +1544,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.writes).await?;
         Ok(())
     }
 }
@@ -1485,4 +1570,32 @@ fn escape_like(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// `items` cut into slices of 64, 16, 4 and 1 (largest first): a
+/// multi-row statement per slice, and only four statement shapes to prepare
+/// and cache — a cached statement per batch size would hold megabytes.
+fn fixed_slices<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let size = [64, 16, 4, 1].into_iter().find(|s| *s <= rest.len())?;
+        let (head, tail) = rest.split_at(size);
+        rest = tail;
+        Some(head)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_slices_cover_everything_in_four_sizes() {
+        let items: Vec<u32> = (0..150).collect();
+        let sizes: Vec<usize> = fixed_slices(&items).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [64, 64, 16, 4, 1, 1]);
+        let joined: Vec<u32> = fixed_slices(&items).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(fixed_slices::<u32>(&[]).count(), 0);
+    }
 }

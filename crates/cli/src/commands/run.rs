@@ -82,7 +82,10 @@ pub async fn run(args: RunArgs) -> Result<u8> {
         eprintln!("[{}] {}: {}", line.level, line.step, line.message);
     }
     if args.trace {
-        eprintln!("{}", serde_json::to_string_pretty(&execution.trace)?);
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&execution.masked_trace())?
+        );
     }
     let print = |v: &Value| -> Result<()> {
         let text = if args.compact {
