@@ -52,11 +52,6 @@ impl MaskedTrace<'_> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "[]".to_owned())
     }
-
-    /// The trace as a JSON value.
-    pub fn to_value(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
 }
 
 impl Serialize for MaskedTrace<'_> {

@@ -11,7 +11,7 @@
 //! back with exponential backoff until the trigger's `maxDeliveries`, then
 //! go to the dead letters.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,8 +56,6 @@ pub struct EventQueue {
     local_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedEvent>>>,
     /// Claimed deliveries in `local_rx`, not yet started.
     local_pending: AtomicUsize,
-    /// Whether the batching task runs (else publishes write directly).
-    batching: AtomicBool,
     acks: Mutex<Vec<i64>>,
     acks_ready: Notify,
 }
@@ -72,7 +70,6 @@ impl Default for EventQueue {
             local_tx,
             local_rx: Mutex::new(Some(local_rx)),
             local_pending: AtomicUsize::new(0),
-            batching: AtomicBool::new(false),
             acks: Mutex::new(Vec::new()),
             acks_ready: Notify::new(),
         }
@@ -84,12 +81,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EventQueue {
-    /// Whether publishes go through the batching task.
-    pub fn batching(&self) -> bool {
-        self.batching.load(Ordering::Acquire)
-    }
-
-    /// Queues an event; answers once it is stored.
+    /// Queues an event; answers once it is stored. Publishes made before
+    /// the dispatcher starts wait in the channel for it.
     pub async fn publish(&self, event: NewEvent) -> Result<(), sluice_store::Error> {
         let (answer, answered) = oneshot::channel();
         self.publishes
@@ -138,7 +131,6 @@ pub async fn dispatch(runtime: Arc<Runtime>) {
         tracing::error!("the event dispatcher was started twice");
         return;
     };
-    runtime.events.batching.store(true, Ordering::Release);
     tokio::join!(
         publish_loop(&runtime, publish_rx),
         ack_loop(&runtime),
@@ -221,20 +213,15 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
         };
         let next_poll = last_poll + runtime.config.event_poll;
         if !store_had_some && tokio::time::Instant::now() < next_poll {
-            if let Ok(event) = local.try_recv() {
-                queue.local_pending.fetch_sub(1, Ordering::AcqRel);
-                start(event, permit);
-                continue;
-            }
             tokio::select! {
+                // Deliveries claimed at publish first.
+                biased;
                 got = local.recv() => {
-                    if let Some(event) = got {
-                        queue.local_pending.fetch_sub(1, Ordering::AcqRel);
-                        start(event, permit);
-                        continue;
-                    }
                     // The sender lives in the runtime: never closed.
-                    return;
+                    let Some(event) = got else { return };
+                    queue.local_pending.fetch_sub(1, Ordering::AcqRel);
+                    start(event, permit);
+                    continue;
                 }
                 () = runtime.events_ready.notified() => {}
                 () = tokio::time::sleep_until(next_poll) => {}
@@ -305,12 +292,8 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent) {
     let outcome = match error {
         None => {
             runtime.metrics.events_delivered.inc();
-            if runtime.events.batching() {
-                runtime.events.ack(event.id);
-                Ok(())
-            } else {
-                store.ack_event(event.id).await
-            }
+            runtime.events.ack(event.id);
+            Ok(())
         }
         Some(error) if event.attempts >= event.max_deliveries => {
             runtime.metrics.events_dead.inc();

@@ -570,12 +570,9 @@ impl Runtime {
         let limit = self.config.payload_limit;
         let (status, output, error) = match &execution.result {
             Ok(output) => {
+                // What a `response` step answered: `{status, headers, body}`.
                 let shown = match &execution.response {
-                    Some(r) => execution.mask.json(&Answer {
-                        status: r.status,
-                        headers: &r.headers,
-                        body: &r.body,
-                    }),
+                    Some(r) => execution.mask.json(r),
                     None => execution.mask.json(output),
                 };
                 ("ok", Some(cut(shown, limit)), None)
@@ -651,22 +648,15 @@ impl Runtime {
             return Ok(0);
         }
         let count = targets.len();
-        if self.events.batching() {
-            self.events
-                .publish(NewEvent {
-                    realm: realm.to_owned(),
-                    environment: environment.to_owned(),
-                    name: name.to_owned(),
-                    payload: payload.clone(),
-                    targets,
-                })
-                .await?;
-        } else {
-            self.store
-                .enqueue_event(realm, environment, name, payload, &targets, now_ms())
-                .await?;
-            self.events_ready.notify_one();
-        }
+        self.events
+            .publish(NewEvent {
+                realm: realm.to_owned(),
+                environment: environment.to_owned(),
+                name: name.to_owned(),
+                payload: payload.clone(),
+                targets,
+            })
+            .await?;
         Ok(count)
     }
 
@@ -729,14 +719,6 @@ pub fn cut(text: String, limit: usize) -> String {
         text.len() - end,
         text.len()
     )
-}
-
-/// What a `response` step answered, as the record shows it.
-#[derive(serde::Serialize)]
-struct Answer<'a> {
-    status: u16,
-    headers: &'a Map<String, Value>,
-    body: &'a Value,
 }
 
 fn store_error(e: sluice_store::Error) -> FlowError {
