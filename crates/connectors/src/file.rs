@@ -6,7 +6,7 @@
 //! refused. The disk work runs on tokio's blocking pool.
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -575,27 +575,18 @@ fn read(area: &Area, rel: &RelPath, encoding: Encoding, max_size: u64) -> Result
             format!("'{shown}' is a directory: list it instead"),
         ));
     }
-    let too_big = |size: u64| {
-        FlowError::new(
-            "file",
-            413,
-            format!(
-                "'{shown}' is {size} bytes, more than maxSize ({})",
-                ByteSize(max_size)
-            ),
-        )
-    };
-    if meta.len() > max_size {
-        return Err(too_big(meta.len()));
-    }
-    let file = fs::File::open(&at).map_err(|e| io_error(&e, "read", rel))?;
-    let mut bytes = Vec::new();
-    file.take(max_size.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(&e, "read", rel))?;
-    if bytes.len() as u64 > max_size {
-        return Err(too_big(bytes.len() as u64));
-    }
+    let bytes = crate::input::read_at_most(&at, meta.len(), max_size)
+        .map_err(|e| io_error(&e, "read", rel))?
+        .map_err(|size| {
+            FlowError::new(
+                "file",
+                413,
+                format!(
+                    "'{shown}' is {size} bytes, more than maxSize ({})",
+                    ByteSize(max_size)
+                ),
+            )
+        })?;
     match encoding {
         Encoding::Base64 => Ok(Value::String(STANDARD.encode(&bytes))),
         Encoding::Text => String::from_utf8(bytes).map(Value::String).map_err(|_| {

@@ -652,7 +652,7 @@ fn body_of(bytes: &[u8], content_type: &str, wanted: ResponseType) -> Result<Val
 }
 
 /// A transport error with its cause chain (the top line alone says little).
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut text = e.to_string();
     let mut source = e.source();

@@ -39,6 +39,43 @@ pub fn as_text(value: Value) -> String {
     }
 }
 
+/// Checks a `headers` field at compile time: an object (name: value), or
+/// an expression that gives one; the problem is reported at `headers`.
+#[cfg(any(feature = "kafka", feature = "rabbitmq"))]
+pub(crate) fn check_headers(cx: &mut StepCx<'_, '_>, headers: Option<&Value>) -> bool {
+    if headers.is_some_and(|h| !(h.is_object() || h.is_string())) {
+        let path = cx.path().key("headers");
+        cx.problem(path, "headers must be an object (name: value)");
+        return false;
+    }
+    true
+}
+
+/// The names and values of a `headers` template for this message: it must
+/// give an object; null values are left out and an empty name is refused.
+#[cfg(any(feature = "kafka", feature = "rabbitmq"))]
+pub(crate) fn header_pairs(
+    step: &str,
+    cx: &Context,
+    template: &ValueTemplate,
+    message: &Value,
+) -> Result<Vec<(String, Value)>, FlowError> {
+    let Value::Object(map) = cx.eval_value(template, message)? else {
+        return Err(bad_input(step, "headers must be an object"));
+    };
+    let mut pairs = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        if value.is_null() {
+            continue;
+        }
+        if name.is_empty() {
+            return Err(bad_input(step, "a header name is empty"));
+        }
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
 /// The error of a step given input it cannot use (400).
 pub fn bad_input(step: &str, message: impl Into<String>) -> FlowError {
     FlowError::new(step.to_owned(), 400, message)
@@ -87,6 +124,27 @@ pub fn url_or_account<T, U>(
         return None;
     }
     Some(())
+}
+
+/// The bytes of the file at `path`, `len` bytes long by its metadata, when
+/// it holds at most `max`; else `Err(size)`. The size is looked at before
+/// reading and again while reading, in case the file grew meanwhile.
+#[cfg(any(feature = "file", feature = "object-storage"))]
+pub(crate) fn read_at_most(
+    path: &std::path::Path,
+    len: u64,
+    max: u64,
+) -> std::io::Result<Result<Vec<u8>, u64>> {
+    use std::io::Read as _;
+    if len > max {
+        return Ok(Err(len));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    let read = bytes.len() as u64;
+    Ok(if read > max { Err(read) } else { Ok(bytes) })
 }
 
 /// An operator's root directory: the environment variable's value, else

@@ -149,11 +149,7 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
         cx.problem(path, "the topic is empty");
         return None;
     }
-    if let Some(h) = &config.headers
-        && !(h.is_object() || h.is_string())
-    {
-        let path = cx.path().key("headers");
-        cx.problem(path, "headers must be an object (name: value)");
+    if !crate::input::check_headers(cx, config.headers.as_ref()) {
         return None;
     }
     let partition = match config.partition.map(i32::try_from) {
@@ -364,17 +360,9 @@ impl KafkaStep {
         let Some(t) = &self.headers else {
             return Ok(None);
         };
-        let Value::Object(map) = cx.eval_value(t, message)? else {
-            return Err(bad_input("kafka", "headers must be an object"));
-        };
-        let mut headers = OwnedHeaders::new_with_capacity(map.len());
-        for (name, value) in map {
-            if value.is_null() {
-                continue;
-            }
-            if name.is_empty() {
-                return Err(bad_input("kafka", "a header name is empty"));
-            }
+        let pairs = crate::input::header_pairs("kafka", cx, t, message)?;
+        let mut headers = OwnedHeaders::new_with_capacity(pairs.len());
+        for (name, value) in pairs {
             let value = as_text(value);
             headers = headers.insert(Header {
                 key: &name,

@@ -162,11 +162,7 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
         );
         return None;
     }
-    if let Some(h) = &config.headers
-        && !(h.is_object() || h.is_string())
-    {
-        let path = cx.path().key("headers");
-        cx.problem(path, "headers must be an object (name: value)");
+    if !crate::input::check_headers(cx, config.headers.as_ref()) {
         return None;
     }
     if config.confirm_timeout.is_some_and(|d| d.0.is_zero()) {
@@ -482,17 +478,8 @@ impl RabbitmqStep {
         let Some(t) = &self.headers else {
             return Ok(None);
         };
-        let Value::Object(map) = cx.eval_value(t, message)? else {
-            return Err(bad_input("rabbitmq", "headers must be an object"));
-        };
         let mut table = FieldTable::default();
-        for (name, value) in map {
-            if value.is_null() {
-                continue;
-            }
-            if name.is_empty() {
-                return Err(bad_input("rabbitmq", "a header name is empty"));
-            }
+        for (name, value) in crate::input::header_pairs("rabbitmq", cx, t, message)? {
             let name = short(&format!("header name '{name}'"), name)?;
             table.insert(name, header_value(value));
         }

@@ -9,7 +9,7 @@
 //! tokio's blocking pool.
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -295,25 +295,17 @@ impl Area {
         let Some((path, meta)) = self.object_file(key)? else {
             return Err(not_found(&self.bucket, key));
         };
-        let too_big = |size: u64| {
-            storage_error(
-                413,
-                format!(
-                    "object '{key}' is {size} bytes, more than maxSize ({})",
-                    ByteSize(max_size)
-                ),
-            )
-        };
-        if meta.len() > max_size {
-            return Err(too_big(meta.len()));
-        }
-        let mut bytes = Vec::new();
-        fs::File::open(&path)
-            .and_then(|f| f.take(max_size.saturating_add(1)).read_to_end(&mut bytes))
-            .map_err(|e| io_error(&e, "get", key))?;
-        if bytes.len() as u64 > max_size {
-            return Err(too_big(bytes.len() as u64));
-        }
+        let bytes = crate::input::read_at_most(&path, meta.len(), max_size)
+            .map_err(|e| io_error(&e, "get", key))?
+            .map_err(|size| {
+                storage_error(
+                    413,
+                    format!(
+                        "object '{key}' is {size} bytes, more than maxSize ({})",
+                        ByteSize(max_size)
+                    ),
+                )
+            })?;
         let mut info = self.info(key, &meta, true);
         info.size = bytes.len() as u64;
         Ok(Outcome::Fetched(info, bytes))

@@ -415,14 +415,7 @@ fn signed_headers(
 
 /// A transport error with its cause chain (the top line alone says little).
 fn transport(e: &reqwest::Error) -> FlowError {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
+    let text = crate::http::describe(e);
     let status = if e.is_timeout() { 504 } else { 502 };
     storage_error(status, format!("the S3 request failed: {text}"))
 }
