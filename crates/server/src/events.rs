@@ -1,23 +1,23 @@
-//! The event queue and its dispatcher. Publishing is a group commit:
-//! every event published while the previous batch was being written goes
-//! into the store in one transaction, and each publisher gets its answer
-//! only once its event is stored. The deliveries of a batch are stored
-//! already claimed by this process and handed straight to the dispatcher
-//! (no second write to claim them); retries, deliveries left from before a
-//! restart and redrives are claimed from the store as before. A delivery
-//! is acknowledged only after its execution ended well, and
-//! acknowledgements are written in batches too: one lost in a crash makes
-//! the delivery come again after the restart (at least once). Failures come
-//! back with exponential backoff until the trigger's `maxDeliveries`, then
-//! go to the dead letters.
+//! The event queue's dispatcher. Publishing is a group commit done by
+//! the store writer (`writer.rs`): every event published while the
+//! previous batch was being written goes into the store in one
+//! transaction, and each publisher gets its answer only once its event is
+//! stored. The deliveries of a batch are stored already claimed by this
+//! process and handed straight to the dispatcher (no second write to claim
+//! them); retries, deliveries left from before a restart and redrives are
+//! claimed from the store as before. A delivery is acknowledged only after
+//! its execution ended well, and acknowledgements are written with the
+//! writer's next batch: one lost in a crash makes the delivery come again
+//! after the restart (at least once). Failures come back with exponential
+//! backoff until the trigger's `maxDeliveries`, then go to the dead letters.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_store::{NewEvent, QueuedEvent};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use sluice_store::QueuedEvent;
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::runtime::{Rejection, RunRequest, Runtime, now_ms};
 
@@ -26,17 +26,11 @@ const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
 
 /// How long a claimed delivery stays hidden: longer than the longest
 /// execution (900s), so a running delivery is never handed out twice.
-const LEASE: Duration = Duration::from_secs(930);
-
-/// Most events written in one publish transaction.
-const PUBLISH_BATCH: usize = 2048;
+pub const LEASE: Duration = Duration::from_secs(930);
 
 /// Deliveries claimed at publish and waiting in memory, at most; beyond
 /// that, new events wait in the store unclaimed (memory stays bounded).
 const LOCAL_LIMIT: usize = 4096;
-
-/// The wait before acknowledgements are written, gathering more of them.
-const ACK_LINGER: Duration = Duration::from_millis(5);
 
 /// The wait before the n-th retry: 1s, 2s, 4s, … at most 5 minutes (the
 /// same schedule as the broker triggers').
@@ -44,34 +38,25 @@ pub fn backoff(attempts: u32) -> Duration {
     sluice_triggers::retry_delay(Duration::from_secs(1), attempts)
 }
 
-/// A publisher's event and where its answer goes.
-type Publish = (NewEvent, oneshot::Sender<Result<(), String>>);
-
-/// The in-process side of the event queue, shared by publishers, the
-/// dispatcher and deliveries.
+/// The in-process side of the event queue: deliveries claimed at publish
+/// on their way from the writer to the dispatcher.
 pub struct EventQueue {
-    publishes: mpsc::UnboundedSender<Publish>,
-    publish_rx: Mutex<Option<mpsc::UnboundedReceiver<Publish>>>,
     local_tx: mpsc::UnboundedSender<QueuedEvent>,
     local_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedEvent>>>,
     /// Claimed deliveries in `local_rx`, not yet started.
     local_pending: AtomicUsize,
-    acks: Mutex<Vec<i64>>,
-    acks_ready: Notify,
+    /// Wakes the dispatcher when deliveries wait in the store.
+    pub ready: Notify,
 }
 
 impl Default for EventQueue {
     fn default() -> Self {
-        let (publishes, publish_rx) = mpsc::unbounded_channel();
         let (local_tx, local_rx) = mpsc::unbounded_channel();
         EventQueue {
-            publishes,
-            publish_rx: Mutex::new(Some(publish_rx)),
             local_tx,
             local_rx: Mutex::new(Some(local_rx)),
             local_pending: AtomicUsize::new(0),
-            acks: Mutex::new(Vec::new()),
-            acks_ready: Notify::new(),
+            ready: Notify::new(),
         }
     }
 }
@@ -81,114 +66,32 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EventQueue {
-    /// Queues an event; answers once it is stored. Publishes made before
-    /// the dispatcher starts wait in the channel for it.
-    pub async fn publish(&self, event: NewEvent) -> Result<(), sluice_store::Error> {
-        let (answer, answered) = oneshot::channel();
-        self.publishes
-            .send((event, answer))
-            .map_err(|_| sluice_store::Error::Unavailable("the event queue is stopped".into()))?;
-        match answered.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(sluice_store::Error::Unavailable(message)),
-            Err(_) => Err(sluice_store::Error::Unavailable(
-                "the event queue stopped before the event was stored".into(),
-            )),
-        }
+    /// Whether `count` more deliveries may be claimed at publish and wait
+    /// in memory.
+    pub fn may_claim(&self, count: usize) -> bool {
+        self.local_pending.load(Ordering::Acquire) + count <= LOCAL_LIMIT
     }
 
-    /// Marks a delivery done; written with the next batch.
-    fn ack(&self, id: i64) {
-        let first = {
-            let mut acks = lock(&self.acks);
-            acks.push(id);
-            acks.len() == 1
-        };
-        if first {
-            self.acks_ready.notify_one();
-        }
-    }
-
-    /// Writes the acknowledgements gathered so far (also at shutdown).
-    pub async fn flush_acks(&self, store: &dyn sluice_store::Store) {
-        let ids = std::mem::take(&mut *lock(&self.acks));
-        if ids.is_empty() {
-            return;
-        }
-        if let Err(e) = store.ack_events(&ids).await {
-            // Their leases run out and they come again: at least once.
-            tracing::error!(error = %e, deliveries = ids.len(), "acknowledgements could not be stored");
+    /// Hands deliveries claimed at publish to the dispatcher.
+    pub fn hand_over(&self, deliveries: Vec<QueuedEvent>) {
+        self.local_pending
+            .fetch_add(deliveries.len(), Ordering::AcqRel);
+        for delivery in deliveries {
+            // The receiver lives as long as the dispatcher; without it the
+            // deliveries stay claimed in the store and come back after
+            // their lease or the next start.
+            let _ = self.local_tx.send(delivery);
         }
     }
 }
 
-/// Runs the publish batching, the acknowledgements and the dispatcher
-/// until the task is aborted.
+/// Runs the dispatcher until the task is aborted.
 pub async fn dispatch(runtime: Arc<Runtime>) {
-    let publish_rx = lock(&runtime.events.publish_rx).take();
-    let local_rx = lock(&runtime.events.local_rx).take();
-    let (Some(publish_rx), Some(local_rx)) = (publish_rx, local_rx) else {
+    let Some(local_rx) = lock(&runtime.events.local_rx).take() else {
         tracing::error!("the event dispatcher was started twice");
         return;
     };
-    tokio::join!(
-        publish_loop(&runtime, publish_rx),
-        ack_loop(&runtime),
-        deliver_loop(&runtime, local_rx),
-    );
-}
-
-async fn publish_loop(runtime: &Arc<Runtime>, mut publishes: mpsc::UnboundedReceiver<Publish>) {
-    let queue = &runtime.events;
-    let mut events = Vec::with_capacity(PUBLISH_BATCH);
-    let mut answers = Vec::with_capacity(PUBLISH_BATCH);
-    while let Some((event, answer)) = publishes.recv().await {
-        events.push(event);
-        answers.push(answer);
-        while events.len() < PUBLISH_BATCH {
-            match publishes.try_recv() {
-                Ok((event, answer)) => {
-                    events.push(event);
-                    answers.push(answer);
-                }
-                Err(_) => break,
-            }
-        }
-        let deliveries: usize = events.iter().map(|e| e.targets.len()).sum();
-        let claim = queue.local_pending.load(Ordering::Acquire) + deliveries <= LOCAL_LIMIT;
-        let stored = runtime
-            .store
-            .enqueue_events(&events, now_ms(), claim.then_some(LEASE))
-            .await;
-        let answer = match stored {
-            Ok(claimed) => {
-                queue
-                    .local_pending
-                    .fetch_add(claimed.len(), Ordering::AcqRel);
-                for delivery in claimed {
-                    // The receiver lives as long as this task.
-                    let _ = queue.local_tx.send(delivery);
-                }
-                if !claim {
-                    runtime.events_ready.notify_one();
-                }
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        events.clear();
-        for publisher in answers.drain(..) {
-            let _ = publisher.send(answer.clone());
-        }
-    }
-}
-
-async fn ack_loop(runtime: &Arc<Runtime>) {
-    loop {
-        runtime.events.acks_ready.notified().await;
-        tokio::time::sleep(ACK_LINGER).await;
-        runtime.events.flush_acks(runtime.store.as_ref()).await;
-    }
+    deliver_loop(&runtime, local_rx).await;
 }
 
 async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver<QueuedEvent>) {
@@ -223,7 +126,7 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
                     start(event, permit);
                     continue;
                 }
-                () = runtime.events_ready.notified() => {}
+                () = runtime.events.ready.notified() => {}
                 () = tokio::time::sleep_until(next_poll) => {}
             }
         }
@@ -292,7 +195,7 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent) {
     let outcome = match error {
         None => {
             runtime.metrics.events_delivered.inc();
-            runtime.events.ack(event.id);
+            runtime.writer.ack(event.id);
             Ok(())
         }
         Some(error) if event.attempts >= event.max_deliveries => {

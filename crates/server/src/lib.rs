@@ -96,14 +96,20 @@ impl Server {
         let new_admin_token = bootstrap_admin(store.as_ref(), &config).await?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
-        let (writer, writer_task) =
-            writer::ExecutionWriter::start(store.clone(), metrics.clone(), config.writer_memory);
+        let events = Arc::new(events::EventQueue::default());
+        let (writer, writer_task) = writer::Writer::start(
+            store.clone(),
+            metrics.clone(),
+            config.writer_memory,
+            events.clone(),
+        );
         let runtime = Runtime::new(
             store.clone(),
             sluice_connectors::catalog(),
             config.clone(),
             metrics,
             writer,
+            events,
             master,
         );
         let state = AppState {
@@ -185,13 +191,12 @@ impl Server {
         result
     }
 
-    /// Stops the background jobs and writes the queued execution records.
+    /// Stops the background jobs and writes the queued execution records
+    /// and acknowledgements.
     pub async fn shutdown(self) {
         for task in &self.background {
             task.abort();
         }
-        let runtime = &self.state.runtime;
-        runtime.events.flush_acks(runtime.store.as_ref()).await;
         self.state.runtime.writer.stop();
         let _ = self.writer_task.await;
     }

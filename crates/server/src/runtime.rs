@@ -21,10 +21,11 @@ use sluice_store::{Deployment, EventTarget, ExecutionRecord, LogRecord, NewEvent
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::config::ServerConfig;
+use crate::events::EventQueue;
 use crate::metrics::{DeploymentLabels, ExecutionLabels, Metrics, StepLabels};
 use crate::routes::RoutePattern;
 use crate::secrets::MasterKey;
-use crate::writer::ExecutionWriter;
+use crate::writer::Writer;
 
 /// Deliveries of an event before it is dead-lettered, when the trigger sets none.
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
@@ -208,17 +209,15 @@ pub struct Runtime {
     pub catalog: Catalog,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
-    pub writer: ExecutionWriter,
+    pub writer: Writer,
     pub master: MasterKey,
     deployments: RwLock<HashMap<String, Arc<Deployed>>>,
     envs: RwLock<HashMap<(String, String), Arc<EnvData>>>,
     in_flight: AtomicUsize,
     idle: Notify,
     draining: std::sync::atomic::AtomicBool,
-    /// Wakes the event dispatcher when deliveries wait in the store.
-    pub events_ready: Notify,
-    /// Publish batching, deliveries claimed at publish, acknowledgements.
-    pub events: crate::events::EventQueue,
+    /// Deliveries claimed at publish; wakes the dispatcher.
+    pub events: Arc<EventQueue>,
     /// Wakes the scheduler when deployments changed.
     pub schedules_changed: Notify,
     /// Wakes broker consumers when globals or accounts changed.
@@ -264,7 +263,8 @@ impl Runtime {
         catalog: Catalog,
         config: Arc<ServerConfig>,
         metrics: Arc<Metrics>,
-        writer: ExecutionWriter,
+        writer: Writer,
+        events: Arc<EventQueue>,
         master: MasterKey,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Runtime {
@@ -279,8 +279,7 @@ impl Runtime {
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
-            events_ready: Notify::new(),
-            events: crate::events::EventQueue::default(),
+            events,
             schedules_changed: Notify::new(),
             settings_changed: Notify::new(),
             me: me.clone(),
@@ -648,7 +647,7 @@ impl Runtime {
             return Ok(0);
         }
         let count = targets.len();
-        self.events
+        self.writer
             .publish(NewEvent {
                 realm: realm.to_owned(),
                 environment: environment.to_owned(),

@@ -899,6 +899,17 @@ async fn events(store: &dyn Store) {
             .is_empty(),
         "deliveries claimed at enqueue are hidden for their lease"
     );
+    // Each delivery handed back is the row stored under its id.
+    assert_eq!(store.release_event_leases(8000).await.unwrap(), 140);
+    let stored = store.claim_events(200, 8000, lease).await.unwrap();
+    assert_eq!(stored.len(), 140);
+    for row in &stored {
+        let handed = taken.iter().find(|e| e.id == row.id).unwrap();
+        assert_eq!(
+            (&handed.pipeline, &handed.payload, handed.created_at),
+            (&row.pipeline, &row.payload, row.created_at)
+        );
+    }
     let waiting = store.enqueue_events(&batch[..3], 7000, None).await.unwrap();
     assert!(waiting.is_empty(), "unclaimed deliveries wait for a claim");
     let later = store.claim_events(200, 8000, lease).await.unwrap();
@@ -917,6 +928,49 @@ async fn events(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+
+    // One transaction for events, acknowledgements and execution records.
+    let claimed = store
+        .write(&WriteBatch {
+            now: 10_000,
+            events: &batch[..2],
+            claim: Some(lease),
+            acks: &[],
+            executions: &[record("w1", "acme", "test", "ok", 10_000)],
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    assert!(
+        claimed
+            .iter()
+            .all(|e| e.attempts == 1 && e.created_at == 10_000)
+    );
+    let unclaimed = store
+        .write(&WriteBatch {
+            now: 10_001,
+            events: &batch[..1],
+            acks: &claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
+            executions: &[record("w2", "acme", "test", "error", 10_001)],
+            ..WriteBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(unclaimed.is_empty());
+    let due = store.claim_events(200, 10_002, lease).await.unwrap();
+    assert_eq!(due.len(), 2, "the acknowledged deliveries are gone");
+    store
+        .write(&WriteBatch {
+            acks: &due.iter().map(|e| e.id).collect::<Vec<_>>(),
+            ..WriteBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.release_event_leases(10_003).await.unwrap(), 0);
+    for key in ["w1", "w2"] {
+        let written = store.get_execution("acme", key).await.unwrap().unwrap();
+        assert_eq!(written.logs.len(), 1, "{key} has its log line");
+    }
 
     // A broker message that used up its deliveries joins the dead letters
     // and is redriven through the queue like an event.

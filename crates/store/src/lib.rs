@@ -237,6 +237,11 @@ pub trait Store: Send + Sync + 'static {
     async fn ack_event(&self, id: i64) -> Result<()>;
     /// These deliveries succeeded: forget them, in one transaction.
     async fn ack_events(&self, ids: &[i64]) -> Result<()>;
+    /// Queues `batch.events` (as `enqueue_events`), acknowledges
+    /// `batch.acks` (as `ack_events`) and writes `batch.executions` (as
+    /// `insert_executions`) in one transaction: all of it or none. The
+    /// deliveries claimed, when `batch.claim` is set.
+    async fn write(&self, batch: &WriteBatch<'_>) -> Result<Vec<QueuedEvent>>;
     /// The delivery failed: try again at `retry_at`, or move it to the
     /// dead letters when `retry_at` is `None`.
     async fn fail_event(&self, id: i64, error: &Value, retry_at: Option<i64>) -> Result<()>;

@@ -303,6 +303,20 @@ pub struct NewEvent {
     pub targets: Vec<EventTarget>,
 }
 
+/// Writes that go into the store together, in one transaction
+/// (`Store::write`): the server's writer gathers them from every execution.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteBatch<'a> {
+    /// When the events are queued.
+    pub now: i64,
+    pub events: &'a [NewEvent],
+    /// Store the events' deliveries claimed for this lease and return them.
+    pub claim: Option<std::time::Duration>,
+    /// Deliveries that succeeded.
+    pub acks: &'a [i64],
+    pub executions: &'a [ExecutionRecord],
+}
+
 /// One delivery of an event to one subscribed deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

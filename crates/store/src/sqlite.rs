@@ -2,20 +2,21 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use sluice_engine::services::ObjectOp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use crate::objects;
 use crate::{
     AccountRecord, ApiKey, AuditEntry, Consumer, Deployment, DeploymentEvent, Environment, Error,
     EventTarget, ExecutionFilter, ExecutionRecord, Global, LogRecord, NewEvent, Page,
     PipelineSummary, PipelineVersion, QueuedEvent, Realm, Result, SaveMode, Saved, Scope, Store,
-    Token, User,
+    Token, User, WriteBatch,
 };
 
 /// The environments every new realm gets.
@@ -29,6 +30,11 @@ pub struct SqliteStore {
     /// Writes, on one connection: writers queue here, in order, instead of
     /// in SQLite's busy handler, which sleeps for milliseconds at a time.
     writes: SqlitePool,
+    /// The connection of `Store::write` (a file database): the server's
+    /// one writer keeps it between batches, so a batch never waits for a
+    /// pooled connection to be checked and handed back. Other writes take
+    /// turns with it through SQLite's lock.
+    batches: Option<Arc<tokio::sync::Mutex<SqliteConnection>>>,
 }
 
 fn now_ms() -> i64 {
@@ -94,18 +100,26 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let writes = if connections > 1 {
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(options)
-                .await?
-        } else {
-            pool.clone()
-        };
-        Ok(SqliteStore { pool, writes })
+        if connections == 1 {
+            return Ok(SqliteStore {
+                writes: pool.clone(),
+                pool,
+                batches: None,
+            });
+        }
+        let writes = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        let batches = sqlx::ConnectOptions::connect(&options).await?;
+        Ok(SqliteStore {
+            pool,
+            writes,
+            batches: Some(Arc::new(tokio::sync::Mutex::new(batches))),
+        })
     }
 
     /// Deletes `name` from an environment-scoped `table` (a constant of
@@ -1054,60 +1068,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<()> {
-        // Multi-row statements: one statement per slice of records instead
-        // of one per record and log line. Slices come in a few fixed sizes,
-        // so the cached prepared statements stay few and small.
         let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in fixed_slices(records) {
-            let errors = chunk
-                .iter()
-                .map(|r| r.error.as_ref().map(json_text).transpose())
-                .collect::<Result<Vec<_>>>()?;
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR REPLACE INTO executions (key, realm, environment, pipeline, major, minor, status, \
-                 trigger, started_at, duration_us, input, output, error, trace) ",
-            );
-            insert.push_values(chunk.iter().zip(errors), |mut row, (record, error)| {
-                row.push_bind(&record.key)
-                    .push_bind(&record.realm)
-                    .push_bind(&record.environment)
-                    .push_bind(&record.pipeline)
-                    .push_bind(i64::from(record.major))
-                    .push_bind(i64::from(record.minor))
-                    .push_bind(&record.status)
-                    .push_bind(&record.trigger)
-                    .push_bind(record.started_at)
-                    .push_bind(i64::try_from(record.duration_us).unwrap_or(i64::MAX))
-                    .push_bind(&record.input)
-                    .push_bind(&record.output)
-                    .push_bind(error)
-                    .push_bind(&record.trace);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        let lines: Vec<(&str, usize, &LogRecord)> = records
-            .iter()
-            .flat_map(|r| {
-                r.logs
-                    .iter()
-                    .enumerate()
-                    .map(|(seq, l)| (r.key.as_str(), seq, l))
-            })
-            .collect();
-        for lines in fixed_slices(&lines) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT OR REPLACE INTO execution_logs (key, seq, at, level, step, message) ",
-            );
-            insert.push_values(lines, |mut row, (key, seq, line)| {
-                row.push_bind(*key)
-                    .push_bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                    .push_bind(line.at)
-                    .push_bind(&line.level)
-                    .push_bind(&line.step)
-                    .push_bind(&line.message);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
+        insert_executions_in(&mut tx, records).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1330,50 +1292,9 @@ impl Store for SqliteStore {
         now: i64,
         claim: Option<Duration>,
     ) -> Result<Vec<QueuedEvent>> {
-        let texts = events
-            .iter()
-            .map(|e| json_text(&e.payload))
-            .collect::<Result<Vec<_>>>()?;
-        let rows: Vec<(&NewEvent, &str, &EventTarget)> = events
-            .iter()
-            .zip(&texts)
-            .flat_map(|(e, text)| e.targets.iter().map(move |t| (e, text.as_str(), t)))
-            .collect();
-        let (attempts, leased, next_at) = match claim {
-            Some(lease) => (1, 1, now.saturating_add(ms(lease))),
-            None => (0, 0, now),
-        };
-        let mut claimed = Vec::new();
         let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in fixed_slices(&rows) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO event_queue (realm, environment, name, pipeline, major, payload, \
-                 max_deliveries, attempts, leased, next_at, created_at) ",
-            );
-            insert.push_values(chunk, |mut row, (event, text, target)| {
-                row.push_bind(&event.realm)
-                    .push_bind(&event.environment)
-                    .push_bind(&event.name)
-                    .push_bind(&target.pipeline)
-                    .push_bind(i64::from(target.major))
-                    .push_bind(*text)
-                    .push_bind(i64::from(target.max_deliveries))
-                    .push_bind(attempts)
-                    .push_bind(leased)
-                    .push_bind(next_at)
-                    .push_bind(now);
-            });
-            if claim.is_some() {
-                insert.push(" RETURNING *");
-                for row in insert.build().fetch_all(&mut *tx).await? {
-                    claimed.push(queued_of(&row)?);
-                }
-            } else {
-                insert.build().execute(&mut *tx).await?;
-            }
-        }
+        let claimed = enqueue_events_in(&mut tx, events, now, claim).await?;
         tx.commit().await?;
-        claimed.sort_by_key(|e| e.id);
         Ok(claimed)
     }
 
@@ -1392,16 +1313,20 @@ impl Store for SqliteStore {
         if due.is_none() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
+        let claim = sqlx::query(
             "UPDATE event_queue SET attempts = attempts + 1, next_at = ?, leased = 1 \
              WHERE id IN (SELECT id FROM event_queue WHERE dead = 0 AND next_at <= ? ORDER BY next_at, id LIMIT ?) \
              RETURNING *",
         )
         .bind(now.saturating_add(ms(lease)))
         .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(&self.writes)
-        .await?;
+        .bind(i64::from(limit));
+        // On the writer's connection when there is one: a claim then waits
+        // for the batch being written, not in SQLite's busy handler.
+        let rows = match &self.batches {
+            Some(connection) => claim.fetch_all(&mut *connection.lock().await).await?,
+            None => claim.fetch_all(&self.writes).await?,
+        };
         let mut events = rows.iter().map(queued_of).collect::<Result<Vec<_>>>()?;
         events.sort_by_key(|e| e.id);
         Ok(events)
@@ -1417,18 +1342,16 @@ impl Store for SqliteStore {
 
     async fn ack_events(&self, ids: &[i64]) -> Result<()> {
         let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in fixed_slices(ids) {
-            let mut delete =
-                sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM event_queue WHERE id IN (");
-            let mut list = delete.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
-            }
-            delete.push(")");
-            delete.build().execute(&mut *tx).await?;
-        }
+        ack_events_in(&mut tx, ids).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn write(&self, batch: &WriteBatch<'_>) -> Result<Vec<QueuedEvent>> {
+        match &self.batches {
+            Some(connection) => write_batch(&mut *connection.lock().await, batch).await,
+            None => write_batch(&mut *self.writes.acquire().await?, batch).await,
+        }
     }
 
     async fn dead_letter_event(
@@ -1570,6 +1493,179 @@ fn escape_like(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Writes execution records and their log lines inside `tx`. Multi-row
+/// statements: one statement per slice of records instead of one per
+/// record and log line. Slices come in a few fixed sizes, so the cached
+/// prepared statements stay few and small.
+async fn insert_executions_in(
+    tx: &mut SqliteConnection,
+    records: &[ExecutionRecord],
+) -> Result<()> {
+    for chunk in fixed_slices(records) {
+        let errors = chunk
+            .iter()
+            .map(|r| r.error.as_ref().map(json_text).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR REPLACE INTO executions (key, realm, environment, pipeline, major, minor, status, \
+             trigger, started_at, duration_us, input, output, error, trace) ",
+        );
+        insert.push_values(chunk.iter().zip(errors), |mut row, (record, error)| {
+            row.push_bind(&record.key)
+                .push_bind(&record.realm)
+                .push_bind(&record.environment)
+                .push_bind(&record.pipeline)
+                .push_bind(i64::from(record.major))
+                .push_bind(i64::from(record.minor))
+                .push_bind(&record.status)
+                .push_bind(&record.trigger)
+                .push_bind(record.started_at)
+                .push_bind(i64::try_from(record.duration_us).unwrap_or(i64::MAX))
+                .push_bind(&record.input)
+                .push_bind(&record.output)
+                .push_bind(error)
+                .push_bind(&record.trace);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    let lines: Vec<(&str, usize, &LogRecord)> = records
+        .iter()
+        .flat_map(|r| {
+            r.logs
+                .iter()
+                .enumerate()
+                .map(|(seq, l)| (r.key.as_str(), seq, l))
+        })
+        .collect();
+    for lines in fixed_slices(&lines) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR REPLACE INTO execution_logs (key, seq, at, level, step, message) ",
+        );
+        insert.push_values(lines, |mut row, (key, seq, line)| {
+            row.push_bind(*key)
+                .push_bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                .push_bind(line.at)
+                .push_bind(&line.level)
+                .push_bind(&line.step)
+                .push_bind(&line.message);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// One `Store::write` batch in one transaction on `connection`.
+async fn write_batch(
+    connection: &mut SqliteConnection,
+    batch: &WriteBatch<'_>,
+) -> Result<Vec<QueuedEvent>> {
+    let mut tx = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?;
+    let claimed = enqueue_events_in(&mut tx, batch.events, batch.now, batch.claim).await?;
+    ack_events_in(&mut tx, batch.acks).await?;
+    insert_executions_in(&mut tx, batch.executions).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Queues a delivery per event and target inside `tx`; with `claim`, the
+/// deliveries stored claimed, in the order of `events` and their targets.
+async fn enqueue_events_in(
+    tx: &mut SqliteConnection,
+    events: &[NewEvent],
+    now: i64,
+    claim: Option<Duration>,
+) -> Result<Vec<QueuedEvent>> {
+    let texts = events
+        .iter()
+        .map(|e| json_text(&e.payload))
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<(&NewEvent, &str, &EventTarget)> = events
+        .iter()
+        .zip(&texts)
+        .flat_map(|(e, text)| e.targets.iter().map(move |t| (e, text.as_str(), t)))
+        .collect();
+    let (attempts, leased, next_at) = match claim {
+        Some(lease) => (1, 1, now.saturating_add(ms(lease))),
+        None => (0, 0, now),
+    };
+    let mut claimed = Vec::new();
+    for chunk in fixed_slices(&rows) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO event_queue (realm, environment, name, pipeline, major, payload, \
+             max_deliveries, attempts, leased, next_at, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, (event, text, target)| {
+            row.push_bind(event.realm.as_str())
+                .push_bind(event.environment.as_str())
+                .push_bind(event.name.as_str())
+                .push_bind(target.pipeline.as_str())
+                .push_bind(i64::from(target.major))
+                .push_bind(*text)
+                .push_bind(i64::from(target.max_deliveries))
+                .push_bind(attempts)
+                .push_bind(leased)
+                .push_bind(next_at)
+                .push_bind(now);
+        });
+        if claim.is_none() {
+            insert.build().execute(&mut *tx).await?;
+            continue;
+        }
+        // Only the ids come back: the rest is in memory already. The rows
+        // of one statement get increasing ids in the order of its VALUES
+        // (the write lock is held), though RETURNING may list them in any
+        // order: sorted, they pair with the chunk's rows.
+        insert.push(" RETURNING id");
+        let mut ids = insert
+            .build_query_scalar::<i64>()
+            .fetch_all(&mut *tx)
+            .await?;
+        if ids.len() != chunk.len() {
+            return Err(Error::Unavailable(format!(
+                "{} events queued but {} ids came back",
+                chunk.len(),
+                ids.len()
+            )));
+        }
+        ids.sort_unstable();
+        claimed.extend(
+            chunk
+                .iter()
+                .zip(ids)
+                .map(|((event, _, target), id)| QueuedEvent {
+                    id,
+                    realm: event.realm.clone(),
+                    environment: event.environment.clone(),
+                    name: event.name.clone(),
+                    pipeline: target.pipeline.clone(),
+                    major: target.major,
+                    payload: event.payload.clone(),
+                    attempts: 1,
+                    max_deliveries: target.max_deliveries,
+                    last_error: None,
+                    created_at: now,
+                    dead: false,
+                }),
+        );
+    }
+    Ok(claimed)
+}
+
+/// Deletes acknowledged deliveries inside `tx`.
+async fn ack_events_in(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
+    for chunk in fixed_slices(ids) {
+        let mut delete =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM event_queue WHERE id IN (");
+        let mut list = delete.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        delete.push(")");
+        delete.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// `items` cut into slices of 64, 16, 4 and 1 (largest first): a

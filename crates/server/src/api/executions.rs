@@ -243,7 +243,7 @@ pub async fn redrive(
 ) -> ApiResult<StatusCode> {
     who.require(&realm, None, Permission::ExecutionsRun)?;
     state.store.redrive_event(&realm, id, now_ms()).await?;
-    state.runtime.events_ready.notify_one();
+    state.runtime.events.ready.notify_one();
     audit(
         &state,
         &who,
