@@ -27,8 +27,9 @@ pub const DEFAULT_ENVIRONMENTS: [&str; 2] = ["test", "prod"];
 pub struct SqliteStore {
     /// Reads (in WAL mode they never wait for a writer).
     pool: SqlitePool,
-    /// Writes, on one connection: writers queue here, in order, instead of
-    /// in SQLite's busy handler, which sleeps for milliseconds at a time.
+    /// Every other write, on one connection: writers queue here, in order,
+    /// instead of in SQLite's busy handler, which sleeps for milliseconds
+    /// at a time.
     writes: SqlitePool,
     /// The connection of `Store::write` (a file database): the server's
     /// one writer keeps it between batches, so a batch never waits for a
@@ -1068,9 +1069,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<()> {
-        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        insert_executions_in(&mut tx, records).await?;
-        tx.commit().await?;
+        let batch = WriteBatch {
+            executions: records,
+            ..WriteBatch::default()
+        };
+        write_batch(&mut *self.writes.acquire().await?, &batch).await?;
         Ok(())
     }
 
@@ -1292,10 +1295,13 @@ impl Store for SqliteStore {
         now: i64,
         claim: Option<Duration>,
     ) -> Result<Vec<QueuedEvent>> {
-        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        let claimed = enqueue_events_in(&mut tx, events, now, claim).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        let batch = WriteBatch {
+            now,
+            events,
+            claim,
+            ..WriteBatch::default()
+        };
+        write_batch(&mut *self.writes.acquire().await?, &batch).await
     }
 
     async fn claim_events(
@@ -1341,9 +1347,11 @@ impl Store for SqliteStore {
     }
 
     async fn ack_events(&self, ids: &[i64]) -> Result<()> {
-        let mut tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-        ack_events_in(&mut tx, ids).await?;
-        tx.commit().await?;
+        let batch = WriteBatch {
+            acks: ids,
+            ..WriteBatch::default()
+        };
+        write_batch(&mut *self.writes.acquire().await?, &batch).await?;
         Ok(())
     }
 
@@ -1556,7 +1564,8 @@ async fn insert_executions_in(
     Ok(())
 }
 
-/// One `Store::write` batch in one transaction on `connection`.
+/// A write batch in one transaction on `connection` (the batch forms of
+/// the store are batches with one part).
 async fn write_batch(
     connection: &mut SqliteConnection,
     batch: &WriteBatch<'_>,
