@@ -4,8 +4,9 @@
 //! transaction, and each publisher gets its answer only once its event is
 //! stored. The deliveries of a batch are stored already claimed by this
 //! process and handed straight to the dispatcher (no second write to claim
-//! them); retries, deliveries left from before a restart and redrives are
-//! claimed from the store as before. A delivery is acknowledged only after
+//! them); retries, deliveries left from before a restart, redrives and
+//! events published while too many waited in memory are claimed from the
+//! store in large batches and join the same in-memory queue. A delivery is acknowledged only after
 //! its execution ended well, and acknowledgements are written with the
 //! writer's next batch: one lost in a crash makes the delivery come again
 //! after the restart (at least once). Failures come back with exponential
@@ -31,6 +32,12 @@ pub const LEASE: Duration = Duration::from_secs(930);
 /// Deliveries claimed at publish and waiting in memory, at most; beyond
 /// that, new events wait in the store unclaimed (memory stays bounded).
 const LOCAL_LIMIT: usize = 4096;
+
+/// Deliveries claimed from the store at once, at least and at most: the
+/// claimed wait in memory with those claimed at publish, so a backlog is
+/// taken in a few large transactions rather than one per free slot.
+const CLAIM_MIN: usize = 64;
+const CLAIM_MAX: usize = 1024;
 
 /// The wait before the n-th retry: 1s, 2s, 4s, … at most 5 minutes (the
 /// same schedule as the broker triggers').
@@ -97,65 +104,59 @@ pub async fn dispatch(runtime: Arc<Runtime>) {
 async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver<QueuedEvent>) {
     let queue = &runtime.events;
     let slots = Arc::new(Semaphore::new(MAX_DELIVERIES_IN_FLIGHT));
-    let start = |event: QueuedEvent, permit: tokio::sync::OwnedSemaphorePermit| {
-        let runtime = runtime.clone();
-        tokio::spawn(async move {
-            deliver(&runtime, event).await;
-            drop(permit);
-        });
-    };
     // The store is looked at every poll interval (and when woken), so
     // retries and redrives are never starved by a stream of new events.
     let mut last_poll = tokio::time::Instant::now();
-    // Whether the last look at the store found deliveries: then it is
-    // looked at again at once, until it has none left.
-    let mut store_had_some = false;
+    // Whether the last look at the store left deliveries there: then it is
+    // looked at again as soon as the deliveries in memory run low.
+    let mut store_has_some = false;
     loop {
+        let pending = queue.local_pending.load(Ordering::Acquire);
+        let next_poll = last_poll + runtime.config.event_poll;
+        if tokio::time::Instant::now() >= next_poll || (store_has_some && pending < LOCAL_LIMIT / 2)
+        {
+            last_poll = tokio::time::Instant::now();
+            // At a poll some are claimed even when memory is full, so
+            // retries get their turn.
+            let limit = LOCAL_LIMIT
+                .saturating_sub(pending)
+                .clamp(CLAIM_MIN, CLAIM_MAX);
+            match runtime
+                .store
+                .claim_events(u32::try_from(limit).unwrap_or(u32::MAX), now_ms(), LEASE)
+                .await
+            {
+                Ok(due) => {
+                    // Fewer than asked: none are left due.
+                    store_has_some = due.len() == limit;
+                    queue.hand_over(due);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the event queue cannot be read");
+                    store_has_some = false;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        }
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;
         };
-        let next_poll = last_poll + runtime.config.event_poll;
-        if !store_had_some && tokio::time::Instant::now() < next_poll {
-            tokio::select! {
-                // Deliveries claimed at publish first.
-                biased;
-                got = local.recv() => {
-                    // The sender lives in the runtime: never closed.
-                    let Some(event) = got else { return };
-                    queue.local_pending.fetch_sub(1, Ordering::AcqRel);
-                    start(event, permit);
-                    continue;
-                }
-                () = runtime.events.ready.notified() => {}
-                () = tokio::time::sleep_until(next_poll) => {}
+        tokio::select! {
+            // Deliveries in memory first.
+            biased;
+            got = local.recv() => {
+                // The sender lives in the runtime: never closed.
+                let Some(event) = got else { return };
+                queue.local_pending.fetch_sub(1, Ordering::AcqRel);
+                let runtime = runtime.clone();
+                tokio::spawn(async move {
+                    deliver(&runtime, event).await;
+                    drop(permit);
+                });
             }
-        }
-        last_poll = tokio::time::Instant::now();
-        let free = slots.available_permits() + 1;
-        let due = match runtime
-            .store
-            .claim_events(u32::try_from(free).unwrap_or(256), now_ms(), LEASE)
-            .await
-        {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::error!(error = %e, "the event queue cannot be read");
-                store_had_some = false;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        store_had_some = !due.is_empty();
-        let mut due = due.into_iter();
-        let Some(first) = due.next() else {
-            continue;
-        };
-        start(first, permit);
-        for event in due {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            start(event, permit);
+            () = queue.ready.notified() => store_has_some = true,
+            () = tokio::time::sleep_until(next_poll) => {}
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::runtime::now_ms;
 
 /// Most records written in one transaction.
-const RECORDS: usize = 512;
+const RECORDS: usize = 2048;
 
 /// Most events queued in one transaction.
 const EVENTS: usize = 2048;
@@ -323,6 +323,10 @@ impl Task {
                 Some(work) => batch.add(work),
                 None => return true,
             },
+        }
+        // A writer behind has nothing to wait for: a full batch is there.
+        if self.work.len() >= RECORDS {
+            return false;
         }
         tokio::select! {
             biased;

@@ -387,6 +387,63 @@ async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
     );
 }
 
+/// A backlog larger than one claim (events published while the server was
+/// down) is taken from the store batch after batch: every delivery runs
+/// once and is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_in_the_store_is_delivered_in_full_once() {
+    const BACKLOG: usize = 2_500;
+    let h = Harness::new().await;
+    h.realm("acme").await;
+    h.save(
+        "acme",
+        "name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - type: set\n    values: {seen: true}\n",
+    )
+    .await;
+    h.deploy("acme", "test", "sink", json!({})).await;
+    let store = h.state.store.clone();
+    let mut h = h;
+    if let Some(server) = h._server.take() {
+        server.shutdown().await;
+    }
+    let target = sluice_store::EventTarget {
+        pipeline: "sink".into(),
+        major: 1,
+        max_deliveries: 5,
+    };
+    let events: Vec<_> = (0..BACKLOG)
+        .map(|i| sluice_store::NewEvent {
+            realm: "acme".into(),
+            environment: "test".into(),
+            name: "thing.done".into(),
+            payload: json!({ "i": i }),
+            targets: vec![target.clone()],
+        })
+        .collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    store.enqueue_events(&events, now, None).await.unwrap();
+    let h = h.restart().await;
+    let delivered = || h.state.runtime.metrics.events_delivered.get();
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            delivered() >= BACKLOG as u64
+        })
+        .await,
+        "{} of {BACKLOG} delivered",
+        delivered()
+    );
+    h.flush().await;
+    // Nothing is left to deliver, however late: every delivery was acknowledged.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let later = now + 3_600_000;
+    let left = store
+        .claim_events(10_000, later, Duration::from_secs(930))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{} deliveries left", left.len());
+    assert_eq!(delivered(), BACKLOG as u64, "a delivery ran twice");
+}
+
 #[tokio::test]
 async fn a_restart_serves_every_deployment_again() {
     let h = Harness::new().await;
