@@ -29,8 +29,9 @@ const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
 /// execution (900s), so a running delivery is never handed out twice.
 pub const LEASE: Duration = Duration::from_secs(930);
 
-/// Deliveries claimed at publish and waiting in memory, at most; beyond
-/// that, new events wait in the store unclaimed (memory stays bounded).
+/// Claimed deliveries waiting in memory, at most (a poll may go
+/// `CLAIM_MIN` beyond it); beyond that, new events wait in the store
+/// unclaimed (memory stays bounded).
 const LOCAL_LIMIT: usize = 4096;
 
 /// Deliveries claimed from the store at once, at least and at most: the
@@ -113,14 +114,19 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
     loop {
         let pending = queue.local_pending.load(Ordering::Acquire);
         let next_poll = last_poll + runtime.config.event_poll;
-        if tokio::time::Instant::now() >= next_poll || (store_has_some && pending < LOCAL_LIMIT / 2)
-        {
+        // At a poll some are claimed even when memory is full, so retries
+        // get their turn behind a stream of new events; never more than
+        // `CLAIM_MIN` beyond the limit, so deliveries stuck behind slow
+        // executions do not pile up in memory poll after poll.
+        let limit = LOCAL_LIMIT
+            .saturating_sub(pending)
+            .clamp(CLAIM_MIN, CLAIM_MAX)
+            .min((LOCAL_LIMIT + CLAIM_MIN).saturating_sub(pending));
+        let poll = tokio::time::Instant::now() >= next_poll;
+        if poll && limit == 0 {
             last_poll = tokio::time::Instant::now();
-            // At a poll some are claimed even when memory is full, so
-            // retries get their turn.
-            let limit = LOCAL_LIMIT
-                .saturating_sub(pending)
-                .clamp(CLAIM_MIN, CLAIM_MAX);
+        } else if poll || (store_has_some && pending < LOCAL_LIMIT / 2) {
+            last_poll = tokio::time::Instant::now();
             match runtime
                 .store
                 .claim_events(u32::try_from(limit).unwrap_or(u32::MAX), now_ms(), LEASE)
@@ -156,7 +162,7 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
                 });
             }
             () = queue.ready.notified() => store_has_some = true,
-            () = tokio::time::sleep_until(next_poll) => {}
+            () = tokio::time::sleep_until(last_poll + runtime.config.event_poll) => {}
         }
     }
 }
