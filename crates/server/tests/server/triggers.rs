@@ -334,32 +334,38 @@ steps:
     assert_eq!(items.len(), 2);
 }
 
+/// A harness with `sink` (on `thing.done`, running `step`) deployed and
+/// its server's jobs stopped, as after a crash: deliveries queued in the
+/// store stay there until `restart`.
+async fn stopped_with_sink(step: &str) -> Harness {
+    let mut h = Harness::new().await;
+    h.realm("acme").await;
+    h.save(
+        "acme",
+        &format!("name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - {step}\n"),
+    )
+    .await;
+    h.deploy("acme", "test", "sink", json!({})).await;
+    if let Some(server) = h._server.take() {
+        server.shutdown().await;
+    }
+    h
+}
+
+fn sink_target() -> sluice_store::EventTarget {
+    sluice_store::EventTarget {
+        pipeline: "sink".into(),
+        major: 1,
+        max_deliveries: 5,
+    }
+}
+
 /// A delivery claimed by a server that then died is handed out again by
 /// the next start: at least once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
-    let h = Harness::new().await;
-    h.realm("acme").await;
-    h.save(
-        "acme",
-        "name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - type: log\n    message: \"got {{ message.id }}\"\n",
-    )
-    .await;
-    h.deploy("acme", "test", "sink", json!({})).await;
+    let h = stopped_with_sink(r#"{ type: log, message: "got {{ message.id }}" }"#).await;
     let store = h.state.store.clone();
-    let h = {
-        // Stop the server's jobs so the delivery below stays claimed.
-        let mut h = h;
-        if let Some(server) = h._server.take() {
-            server.shutdown().await;
-        }
-        h
-    };
-    let target = sluice_store::EventTarget {
-        pipeline: "sink".into(),
-        major: 1,
-        max_deliveries: 5,
-    };
     let now = chrono::Utc::now().timestamp_millis();
     store
         .enqueue_event(
@@ -367,7 +373,7 @@ async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
             "test",
             "thing.done",
             &json!({"id": "t-1"}),
-            &[target],
+            &[sink_target()],
             now,
         )
         .await
@@ -393,31 +399,15 @@ async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_in_the_store_is_delivered_in_full_once() {
     const BACKLOG: usize = 2_500;
-    let h = Harness::new().await;
-    h.realm("acme").await;
-    h.save(
-        "acme",
-        "name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - type: set\n    values: {seen: true}\n",
-    )
-    .await;
-    h.deploy("acme", "test", "sink", json!({})).await;
+    let h = stopped_with_sink("{ type: set, values: { seen: true } }").await;
     let store = h.state.store.clone();
-    let mut h = h;
-    if let Some(server) = h._server.take() {
-        server.shutdown().await;
-    }
-    let target = sluice_store::EventTarget {
-        pipeline: "sink".into(),
-        major: 1,
-        max_deliveries: 5,
-    };
     let events: Vec<_> = (0..BACKLOG)
         .map(|i| sluice_store::NewEvent {
             realm: "acme".into(),
             environment: "test".into(),
             name: "thing.done".into(),
             payload: json!({ "i": i }),
-            targets: vec![target.clone()],
+            targets: vec![sink_target()],
         })
         .collect();
     let now = chrono::Utc::now().timestamp_millis();
