@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sluice_store::QueuedEvent;
@@ -22,12 +22,20 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::runtime::{Rejection, RunRequest, Runtime, now_ms};
 
+/// A claimed delivery and when its lease began.
+type Claimed = (QueuedEvent, Instant);
+
 /// Deliveries running at once, over every deployment.
 const MAX_DELIVERIES_IN_FLIGHT: usize = 256;
 
 /// How long a claimed delivery stays hidden: longer than the longest
 /// execution (900s), so a running delivery is never handed out twice.
 pub const LEASE: Duration = Duration::from_secs(930);
+
+/// A delivery that starts later than this after its claim (it waited in
+/// memory, or for a slot of its deployment) renews its lease first: the
+/// lease outlasts the longest execution (900 s) only from its claim.
+const RENEW_AFTER: Duration = Duration::from_secs(30);
 
 /// Claimed deliveries waiting in memory, at most (a poll may go
 /// `CLAIM_MIN` beyond it); beyond that, new events wait in the store
@@ -49,8 +57,8 @@ pub fn backoff(attempts: u32) -> Duration {
 /// The in-process side of the event queue: deliveries claimed at publish
 /// on their way from the writer to the dispatcher.
 pub struct EventQueue {
-    local_tx: mpsc::UnboundedSender<QueuedEvent>,
-    local_rx: Mutex<Option<mpsc::UnboundedReceiver<QueuedEvent>>>,
+    local_tx: mpsc::UnboundedSender<Claimed>,
+    local_rx: Mutex<Option<mpsc::UnboundedReceiver<Claimed>>>,
     /// Claimed deliveries in `local_rx`, not yet started.
     local_pending: AtomicUsize,
     /// Wakes the dispatcher when deliveries wait in the store.
@@ -80,15 +88,16 @@ impl EventQueue {
         self.local_pending.load(Ordering::Acquire) + count <= LOCAL_LIMIT
     }
 
-    /// Hands deliveries claimed at publish to the dispatcher.
-    pub fn hand_over(&self, deliveries: Vec<QueuedEvent>) {
+    /// Hands claimed deliveries to the dispatcher; `claimed` is when
+    /// their leases began (at the latest).
+    pub fn hand_over(&self, deliveries: Vec<QueuedEvent>, claimed: Instant) {
         self.local_pending
             .fetch_add(deliveries.len(), Ordering::AcqRel);
         for delivery in deliveries {
             // The receiver lives as long as the dispatcher; without it the
             // deliveries stay claimed in the store and come back after
             // their lease or the next start.
-            let _ = self.local_tx.send(delivery);
+            let _ = self.local_tx.send((delivery, claimed));
         }
     }
 }
@@ -102,7 +111,7 @@ pub async fn dispatch(runtime: Arc<Runtime>) {
     deliver_loop(&runtime, local_rx).await;
 }
 
-async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver<QueuedEvent>) {
+async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver<Claimed>) {
     let queue = &runtime.events;
     let slots = Arc::new(Semaphore::new(MAX_DELIVERIES_IN_FLIGHT));
     // The store is looked at every poll interval (and when woken), so
@@ -127,6 +136,7 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
             last_poll = tokio::time::Instant::now();
         } else if poll || (store_has_some && pending < LOCAL_LIMIT / 2) {
             last_poll = tokio::time::Instant::now();
+            let claimed = Instant::now();
             match runtime
                 .store
                 .claim_events(u32::try_from(limit).unwrap_or(u32::MAX), now_ms(), LEASE)
@@ -135,7 +145,7 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
                 Ok(due) => {
                     // Fewer than asked: none are left due.
                     store_has_some = due.len() == limit;
-                    queue.hand_over(due);
+                    queue.hand_over(due, claimed);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "the event queue cannot be read");
@@ -153,11 +163,11 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
             biased;
             got = local.recv() => {
                 // The sender lives in the runtime: never closed.
-                let Some(event) = got else { return };
+                let Some((event, claimed)) = got else { return };
                 queue.local_pending.fetch_sub(1, Ordering::AcqRel);
                 let runtime = runtime.clone();
                 tokio::spawn(async move {
-                    deliver(&runtime, event).await;
+                    deliver(&runtime, event, claimed).await;
                     drop(permit);
                 });
             }
@@ -167,7 +177,7 @@ async fn deliver_loop(runtime: &Arc<Runtime>, mut local: mpsc::UnboundedReceiver
     }
 }
 
-async fn deliver(runtime: &Runtime, event: QueuedEvent) {
+async fn deliver(runtime: &Runtime, event: QueuedEvent, claimed: Instant) {
     let store = &runtime.store;
     let Some(deployed) = runtime.find(
         &event.realm,
@@ -189,6 +199,21 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent) {
     request.attempt = event.attempts;
     request.redelivery = event.attempts > 1;
     request.wait = true;
+    let (leases, id, attempts) = (store.clone(), event.id, event.attempts);
+    request.before_start = Some(Box::pin(async move {
+        if claimed.elapsed() < RENEW_AFTER {
+            return true;
+        }
+        let until = now_ms().saturating_add(i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX));
+        match leases.renew_event_lease(id, attempts, until).await {
+            Ok(held) => held,
+            Err(e) => {
+                // At least once: run it, even if it may run twice.
+                tracing::warn!(error = %e, id, "a delivery's lease could not be renewed");
+                true
+            }
+        }
+    }));
     let error = match runtime.run(&deployed, request).await {
         Ok(execution) => match execution.result {
             Ok(_) => None,
@@ -197,6 +222,8 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent) {
         // The process stops: the delivery stays claimed, and the next start
         // hands it out again without counting this as a failed attempt.
         Err(Rejection::Draining) => return,
+        // Claimed again after its lease ran out: that claim runs it.
+        Err(Rejection::Superseded) => return,
         Err(rejection) => Some(json!({"code": "unavailable", "message": rejection.message()})),
     };
     let outcome = match error {

@@ -274,7 +274,9 @@ async fn serve(
 fn rejected(rejection: Rejection) -> ApiError {
     let status = match rejection {
         Rejection::QueueTimeout => StatusCode::GATEWAY_TIMEOUT,
-        Rejection::Overflow | Rejection::Draining => StatusCode::SERVICE_UNAVAILABLE,
+        Rejection::Overflow | Rejection::Draining | Rejection::Superseded => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     };
     let mut error = ApiError::new(status, "unavailable", rejection.message());
     if status == StatusCode::SERVICE_UNAVAILABLE {

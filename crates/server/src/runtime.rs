@@ -4,6 +4,8 @@
 //! and each one leaves a record for the writer.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -39,6 +41,9 @@ pub enum Rejection {
     QueueTimeout,
     /// The server is shutting down.
     Draining,
+    /// A queue delivery lost its claim while it waited: the claim that
+    /// holds it now runs it.
+    Superseded,
 }
 
 impl Rejection {
@@ -47,6 +52,7 @@ impl Rejection {
             Rejection::Overflow => "overflow",
             Rejection::QueueTimeout => "queue_timeout",
             Rejection::Draining => "draining",
+            Rejection::Superseded => "superseded",
         }
     }
 
@@ -55,6 +61,7 @@ impl Rejection {
             Rejection::Overflow => "every replica is busy and the queue is full; try again",
             Rejection::QueueTimeout => "no replica became free within the time limit",
             Rejection::Draining => "the server is shutting down",
+            Rejection::Superseded => "the delivery was claimed again while it waited",
         }
     }
 }
@@ -180,6 +187,9 @@ pub struct RunRequest {
     /// Wait for a free slot however long it takes (queue-backed triggers,
     /// whose queue is the store), instead of the bounded in-memory queue.
     pub wait: bool,
+    /// Awaited once a slot is taken, right before the execution starts;
+    /// `false` drops the run (`Rejection::Superseded`).
+    pub before_start: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
 }
 
 impl RunRequest {
@@ -192,6 +202,7 @@ impl RunRequest {
             redelivery: false,
             call_depth: 0,
             wait: false,
+            before_start: None,
         }
     }
 }
@@ -492,7 +503,7 @@ impl Runtime {
     pub async fn run(
         &self,
         deployed: &Arc<Deployed>,
-        request: RunRequest,
+        mut request: RunRequest,
     ) -> Result<Execution, Rejection> {
         if self.draining.load(Ordering::Acquire) {
             self.metrics.reject(Rejection::Draining.reason());
@@ -506,6 +517,12 @@ impl Runtime {
                 return Err(rejection);
             }
         };
+        if let Some(check) = request.before_start.take()
+            && !check.await
+        {
+            self.metrics.reject(Rejection::Superseded.reason());
+            return Err(Rejection::Superseded);
+        }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.metrics.in_flight.inc();
         let _done = InFlight(self);

@@ -14,7 +14,7 @@
 //! never fails a publish, nor the other way round.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_store::{ExecutionRecord, NewEvent, QueuedEvent, Store, WriteBatch};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -343,7 +343,7 @@ impl Task {
     }
 
     async fn write(&self, batch: &mut Batch) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let deliveries: usize = batch.events.iter().map(|e| e.targets.len()).sum();
         let claim = (deliveries > 0 && self.events.may_claim(deliveries)).then_some(LEASE);
         let written = self
@@ -358,7 +358,7 @@ impl Task {
             .await;
         match written {
             Ok(claimed) => {
-                self.queued(batch, claim.is_some(), Ok(claimed));
+                self.queued(batch, claim.and(Some(started)), Ok(claimed));
                 self.written(batch, Ok(()));
             }
             Err(e) => {
@@ -377,11 +377,12 @@ impl Task {
     /// batch each in a transaction of its own.
     async fn write_apart(&self, batch: &mut Batch, claim: Option<Duration>) {
         if !batch.events.is_empty() {
+            let started = Instant::now();
             let queued = self
                 .store
                 .enqueue_events(&batch.events, now_ms(), claim)
                 .await;
-            self.queued(batch, claim.is_some(), queued);
+            self.queued(batch, claim.and(Some(started)), queued);
         }
         if !batch.acks.is_empty() {
             if let Err(e) = self.store.ack_events(&batch.acks).await {
@@ -403,18 +404,18 @@ impl Task {
         }
     }
 
-    /// Answers the publishers and hands the deliveries claimed to the
-    /// dispatcher.
+    /// Answers the publishers and hands the deliveries claimed (when the
+    /// write that claimed them began) to the dispatcher.
     fn queued(
         &self,
         batch: &mut Batch,
-        claimed: bool,
+        claimed: Option<Instant>,
         result: sluice_store::Result<Vec<QueuedEvent>>,
     ) {
         let answer = match result {
             Ok(deliveries) => {
-                if claimed {
-                    self.events.hand_over(deliveries);
+                if let Some(claimed) = claimed {
+                    self.events.hand_over(deliveries, claimed);
                 } else if !batch.events.is_empty() {
                     self.events.ready.notify_one();
                 }

@@ -866,6 +866,51 @@ async fn events(store: &dyn Store) {
     assert_eq!(redriven[0].attempts, 1);
     store.ack_event(redriven[0].id).await.unwrap();
 
+    // A renewed lease hides the delivery longer; a lease is renewed only
+    // for the claim that holds it.
+    store
+        .enqueue_event("acme", "test", "slow", &json!({}), &targets[..1], 7000)
+        .await
+        .unwrap();
+    let slow = store.claim_events(10, 7000, lease).await.unwrap();
+    assert_eq!(slow.len(), 1);
+    assert!(
+        store
+            .renew_event_lease(slow[0].id, 1, 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_event_lease(slow[0].id, 2, 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_events(10, 50_000, lease)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a renewed lease still hides the delivery"
+    );
+    let claimed_again = store.claim_events(10, 60_000, lease).await.unwrap();
+    assert_eq!(claimed_again.len(), 1);
+    assert!(
+        !store
+            .renew_event_lease(slow[0].id, 1, 99_000)
+            .await
+            .unwrap(),
+        "claimed again after its lease ran out: the first claim lost it"
+    );
+    store.ack_event(slow[0].id).await.unwrap();
+    assert!(
+        !store
+            .renew_event_lease(slow[0].id, 2, 99_000)
+            .await
+            .unwrap()
+    );
+
     // Many events in one transaction: claimed at once for the caller, or
     // left for `claim_events`; acknowledged together.
     let batch: Vec<NewEvent> = (0..70)

@@ -242,6 +242,10 @@ pub trait Store: Send + Sync + 'static {
     /// `insert_executions`) in one transaction: all of it or none. The
     /// deliveries claimed, when `batch.claim` is set.
     async fn write(&self, batch: &WriteBatch<'_>) -> Result<Vec<QueuedEvent>>;
+    /// Extends to `until` the lease of a delivery claimed for its
+    /// `attempts`-th attempt; `false` when it is no longer held so (its
+    /// lease ran out and it was claimed again, or it is gone).
+    async fn renew_event_lease(&self, id: i64, attempts: u32, until: i64) -> Result<bool>;
     /// The delivery failed: try again at `retry_at`, or move it to the
     /// dead letters when `retry_at` is `None`.
     async fn fail_event(&self, id: i64, error: &Value, retry_at: Option<i64>) -> Result<()>;

@@ -1394,6 +1394,18 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
+    async fn renew_event_lease(&self, id: i64, attempts: u32, until: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE event_queue SET next_at = ? WHERE id = ? AND attempts = ? AND leased = 1 AND dead = 0",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(i64::from(attempts))
+        .execute(&self.writes)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn fail_event(&self, id: i64, error: &Value, retry_at: Option<i64>) -> Result<()> {
         sqlx::query(
             "UPDATE event_queue SET last_error = ?, dead = ?, leased = 0, next_at = COALESCE(?, next_at) WHERE id = ?",

@@ -393,6 +393,73 @@ async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
     );
 }
 
+/// A delivery handed to the dispatcher long after its claim renews its
+/// lease before it runs; one whose lease ran out and was claimed again
+/// meanwhile does not run a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_lost_its_claim_while_it_waited_does_not_run_twice() {
+    let h = Harness::new().await;
+    h.realm("acme").await;
+    h.save(
+        "acme",
+        "name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - { type: log, message: \"got {{ message.id }}\" }\n",
+    )
+    .await;
+    h.deploy("acme", "test", "sink", json!({})).await;
+    let store = h.state.store.clone();
+    // An hour ahead: the server's own dispatcher never finds these due.
+    let later = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let lease = Duration::from_secs(930);
+    for id in ["held", "lost"] {
+        store
+            .enqueue_event(
+                "acme",
+                "test",
+                "thing.done",
+                &json!({ "id": id }),
+                &[sink_target()],
+                later,
+            )
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim_events(10, later, lease).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // "held" keeps its claim; "lost" is claimed again once its lease ran out.
+    assert!(
+        store
+            .renew_event_lease(claimed[0].id, 1, later + 10_000_000)
+            .await
+            .unwrap()
+    );
+    let again = store
+        .claim_events(10, later + 940_000, lease)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, claimed[1].id);
+    let a_minute_ago = std::time::Instant::now()
+        .checked_sub(Duration::from_secs(60))
+        .expect("a machine up for a minute");
+    h.state.runtime.events.hand_over(claimed, a_minute_ago);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !h.executions("acme", "pipeline=sink&q=held")
+                .await
+                .is_empty()
+        })
+        .await,
+        "the delivery that kept its claim did not run"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        h.executions("acme", "pipeline=sink&q=lost")
+            .await
+            .is_empty()
+    );
+    assert_eq!(h.state.runtime.metrics.events_delivered.get(), 1);
+}
+
 /// A backlog larger than one claim (events published while the server was
 /// down) is taken from the store batch after batch: every delivery runs
 /// once and is acknowledged.
