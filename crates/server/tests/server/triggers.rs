@@ -334,11 +334,9 @@ steps:
     assert_eq!(items.len(), 2);
 }
 
-/// A harness with `sink` (on `thing.done`, running `step`) deployed and
-/// its server's jobs stopped, as after a crash: deliveries queued in the
-/// store stay there until `restart`.
-async fn stopped_with_sink(step: &str) -> Harness {
-    let mut h = Harness::new().await;
+/// A harness with `sink` (on `thing.done`, running `step`) deployed.
+async fn with_sink(step: &str) -> Harness {
+    let h = Harness::new().await;
     h.realm("acme").await;
     h.save(
         "acme",
@@ -346,6 +344,13 @@ async fn stopped_with_sink(step: &str) -> Harness {
     )
     .await;
     h.deploy("acme", "test", "sink", json!({})).await;
+    h
+}
+
+/// `with_sink`, with the server's jobs stopped as after a crash:
+/// deliveries queued in the store stay there until `restart`.
+async fn stopped_with_sink(step: &str) -> Harness {
+    let mut h = with_sink(step).await;
     if let Some(server) = h._server.take() {
         server.shutdown().await;
     }
@@ -398,14 +403,7 @@ async fn a_delivery_claimed_before_a_crash_is_delivered_after_the_restart() {
 /// meanwhile does not run a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_that_lost_its_claim_while_it_waited_does_not_run_twice() {
-    let h = Harness::new().await;
-    h.realm("acme").await;
-    h.save(
-        "acme",
-        "name: sink\ntrigger:\n  type: event\n  name: thing.done\nsteps:\n  - { type: log, message: \"got {{ message.id }}\" }\n",
-    )
-    .await;
-    h.deploy("acme", "test", "sink", json!({})).await;
+    let h = with_sink(r#"{ type: log, message: "got {{ message.id }}" }"#).await;
     let store = h.state.store.clone();
     // An hour ahead: the server's own dispatcher never finds these due.
     let later = chrono::Utc::now().timestamp_millis() + 3_600_000;
