@@ -80,6 +80,31 @@ struct DeployedMetrics {
     duration: Histogram,
     queue: Gauge,
     labels: DeploymentLabels,
+    /// This deployment's step-duration histograms by step type, found
+    /// without building labels: a deployment has a few step types.
+    steps: RwLock<Vec<(&'static str, Histogram)>>,
+}
+
+impl DeployedMetrics {
+    /// Records how long a step of type `kind` took.
+    fn observe_step(&self, metrics: &Metrics, kind: &'static str, seconds: f64) {
+        if let Some((_, h)) = read(&self.steps).iter().find(|(k, _)| *k == kind) {
+            h.observe(seconds);
+            return;
+        }
+        let h = metrics
+            .steps
+            .get_or_create(&StepLabels {
+                deployment: self.labels.clone(),
+                r#type: kind,
+            })
+            .clone();
+        h.observe(seconds);
+        let mut steps = write(&self.steps);
+        if !steps.iter().any(|(k, _)| *k == kind) {
+            steps.push((kind, h));
+        }
+    }
 }
 
 /// A deployment compiled and serving.
@@ -373,6 +398,7 @@ impl Runtime {
             duration: self.metrics.durations.get_or_create(&labels).clone(),
             queue: self.metrics.queue_depth.get_or_create(&labels).clone(),
             labels,
+            steps: RwLock::default(),
         };
         let routes = match &plan.definition.trigger {
             Some(Trigger::Http(http)) => http
@@ -564,13 +590,7 @@ impl Runtime {
         };
         m.duration.observe(execution.duration.as_secs_f64());
         for entry in &execution.trace {
-            self.metrics
-                .steps
-                .get_or_create(&StepLabels {
-                    deployment: m.labels.clone(),
-                    r#type: entry.kind,
-                })
-                .observe(entry.duration_us as f64 / 1e6);
+            m.observe_step(&self.metrics, entry.kind, entry.duration_us as f64 / 1e6);
         }
     }
 

@@ -657,6 +657,13 @@ async fn metrics_health_and_readiness() {
     ] {
         assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
     }
+    // The step histograms count the steps run (the echo has two `set`s).
+    let sets = r#"sluice_step_duration_seconds_count{realm="acme",environment="test",pipeline="echo",major="1",type="set"} "#;
+    let counted = text
+        .lines()
+        .find_map(|l| l.strip_prefix(sets))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert_eq!(counted, Some(2), "{text}");
     let r = h
         .send(Request::get("/healthz").body(Body::empty()).unwrap())
         .await;
