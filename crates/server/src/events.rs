@@ -6,11 +6,12 @@
 //! process and handed straight to the dispatcher (no second write to claim
 //! them); retries, deliveries left from before a restart, redrives and
 //! events published while too many waited in memory are claimed from the
-//! store in large batches and join the same in-memory queue. A delivery is acknowledged only after
-//! its execution ended well, and acknowledgements are written with the
-//! writer's next batch: one lost in a crash makes the delivery come again
-//! after the restart (at least once). Failures come back with exponential
-//! backoff until the trigger's `maxDeliveries`, then go to the dead letters.
+//! store in large batches and join the same in-memory queue. A delivery
+//! is acknowledged only after its execution ended well, and
+//! acknowledgements are written with the writer's next batch: one lost in
+//! a crash makes the delivery come again after the restart (at least
+//! once). Failures come back with exponential backoff until the trigger's
+//! `maxDeliveries`, then go to the dead letters.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use serde_json::json;
 use sluice_store::QueuedEvent;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-use crate::runtime::{Rejection, RunRequest, Runtime, now_ms};
+use crate::runtime::{Rejection, RunRequest, Runtime, ms, now_ms};
 
 /// A claimed delivery and when its lease began.
 type Claimed = (QueuedEvent, Instant);
@@ -204,7 +205,7 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent, claimed: Instant) {
         if claimed.elapsed() < RENEW_AFTER {
             return true;
         }
-        let until = now_ms().saturating_add(i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX));
+        let until = now_ms().saturating_add(ms(LEASE));
         match leases.renew_event_lease(id, attempts, until).await {
             Ok(held) => held,
             Err(e) => {
@@ -239,10 +240,8 @@ async fn deliver(runtime: &Runtime, event: QueuedEvent, claimed: Instant) {
         }
         Some(error) => {
             runtime.metrics.events_retried.inc();
-            let wait = i64::try_from(backoff(event.attempts).as_millis()).unwrap_or(i64::MAX);
-            store
-                .fail_event(event.id, &error, Some(now_ms().saturating_add(wait)))
-                .await
+            let retry_at = now_ms().saturating_add(ms(backoff(event.attempts)));
+            store.fail_event(event.id, &error, Some(retry_at)).await
         }
     };
     if let Err(e) = outcome {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sluice_store::Page;
 
-use crate::runtime::{Runtime, now_ms};
+use crate::runtime::{Runtime, ms, now_ms};
 
 /// Runs at start and then every `retention_interval` until aborted.
 pub async fn run(runtime: Arc<Runtime>) {
@@ -38,7 +38,7 @@ pub async fn sweep(runtime: &Runtime) -> Result<u64, sluice_store::Error> {
     let mut deleted = 0;
     for env in names {
         let keep = runtime.config.retention_for(&env);
-        let cutoff = now_ms().saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+        let cutoff = now_ms().saturating_sub(ms(keep));
         let n = store.delete_executions_before(&env, cutoff).await?;
         if n > 0 {
             tracing::info!(environment = %env, deleted = n, "old executions deleted");

@@ -278,6 +278,11 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// `d` in milliseconds, for adding to or taking from `now_ms()`.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Compiles a stored definition.
 pub fn compile_definition(
     source: &str,

@@ -306,8 +306,9 @@ impl Task {
     }
 
     /// Waits for the first work of a batch, then for more to gather until
-    /// `LINGER` after the last batch or until a publisher waits; whether
-    /// the writer is asked to stop.
+    /// `LINGER` after the last batch, until a publisher waits, or not at
+    /// all when a full batch is already waiting; whether the writer is
+    /// asked to stop.
     async fn gather(&mut self, batch: &mut Batch, last_batch: tokio::time::Instant) -> bool {
         tokio::select! {
             biased;
@@ -358,7 +359,7 @@ impl Task {
             .await;
         match written {
             Ok(claimed) => {
-                self.queued(batch, claim.and(Some(started)), Ok(claimed));
+                self.queued(batch, claim.map(|_| started), Ok(claimed));
                 self.written(batch, Ok(()));
             }
             Err(e) => {
@@ -382,7 +383,7 @@ impl Task {
                 .store
                 .enqueue_events(&batch.events, now_ms(), claim)
                 .await;
-            self.queued(batch, claim.and(Some(started)), queued);
+            self.queued(batch, claim.map(|_| started), queued);
         }
         if !batch.acks.is_empty() {
             if let Err(e) = self.store.ack_events(&batch.acks).await {
