@@ -47,7 +47,7 @@ async fn exec(plan: &Plan, input: Value, accounts: Value) -> Result<Value, FlowE
         accounts: Arc::new(accounts),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 fn step(url: &str, body: &str) -> String {

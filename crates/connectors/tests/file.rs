@@ -75,7 +75,7 @@ async fn exec_in(
         environment: environment.into(),
         ..RunOptions::default()
     };
-    plan(fields).execute(input, options).await.result
+    plan(fields).execute(input, options).await.into_result()
 }
 
 /// Runs the step as realm `acme`, environment `test`.
@@ -620,7 +620,7 @@ async fn realms_and_environments_do_not_see_each_other() {
     let out = plan(json!({"operation": "write", "path": "cli.txt", "content": "from sluice run"}))
         .execute(json!({}), RunOptions::default())
         .await
-        .result
+        .into_result()
         .unwrap();
     assert_eq!(out["path"], "cli.txt");
     assert!(root.join("local/local/cli.txt").is_file());

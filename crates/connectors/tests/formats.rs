@@ -42,7 +42,7 @@ async fn result(yaml: &str, input: Value) -> Result<Value, FlowError> {
     plan(yaml)
         .execute(input, RunOptions::default())
         .await
-        .result
+        .into_result()
 }
 
 async fn output(yaml: &str, input: Value) -> Value {

@@ -143,7 +143,7 @@ async fn run(base: &str, steps: &str, input: Value) -> Result<Value, FlowError> 
         accounts: Arc::new(accounts(base)),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 async fn ok(base: &str, steps: &str, input: Value) -> Value {
@@ -283,7 +283,7 @@ async fn oauth2_tokens_are_cached_and_renewed_when_refused() {
         let out = plan
             .execute(json!({}), options.clone())
             .await
-            .result
+            .into_result()
             .unwrap();
         assert_eq!(out["body"], json!({"granted": 0}));
     }
@@ -297,7 +297,7 @@ async fn oauth2_tokens_are_cached_and_renewed_when_refused() {
     let out = plan
         .execute(json!({}), options.clone())
         .await
-        .result
+        .into_result()
         .unwrap();
     assert_eq!(out["body"], json!({"granted": 1}));
     assert_eq!(server.token_calls.load(Ordering::SeqCst), 2);

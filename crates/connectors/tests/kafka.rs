@@ -103,7 +103,10 @@ async fn produces_key_value_and_headers_that_a_consumer_reads_back() {
         "    topic: orders\n    key: \"{{ message.id }}\"\n    headers: { X-Order: \"{{ message.id }}\", attempt: 2, none: null }\n",
     );
     let input = json!({"id": "o-1", "total": 5});
-    let out = run(&p, input.clone(), json!({})).await.result.unwrap();
+    let out = run(&p, input.clone(), json!({}))
+        .await
+        .into_result()
+        .unwrap();
     assert_eq!(out["topic"], "orders", "{out}");
     assert_eq!(out["offset"], 0, "{out}");
     let partition = i32::try_from(out["partition"].as_i64().unwrap()).unwrap();
@@ -121,7 +124,7 @@ async fn produces_key_value_and_headers_that_a_consumer_reads_back() {
     // the same producer.
     let again = run(&p, json!({"id": "o-1", "total": 6}), json!({}))
         .await
-        .result
+        .into_result()
         .unwrap();
     assert_eq!(again["partition"], out["partition"]);
     assert_eq!(again["offset"], 1);
@@ -137,7 +140,7 @@ async fn a_text_value_goes_as_it_is_to_the_partition_asked_for() {
     );
     let out = run(&p, json!({"word": "words"}), json!({}))
         .await
-        .result
+        .into_result()
         .unwrap();
     assert_eq!(out, json!({"topic": "notes", "partition": 1, "offset": 0}));
     let got = read(&brokers, "notes", 1, 0);
@@ -145,7 +148,10 @@ async fn a_text_value_goes_as_it_is_to_the_partition_asked_for() {
     assert_eq!(got.key, None);
     // A partition the topic does not have is the caller's mistake.
     let p = plan(&brokers, "    topic: notes\n    partition: 7\n");
-    let e = run(&p, json!({}), json!({})).await.result.unwrap_err();
+    let e = run(&p, json!({}), json!({}))
+        .await
+        .into_result()
+        .unwrap_err();
     assert_eq!((e.code.as_ref(), e.status), ("kafka", 400), "{}", e.message);
 }
 
@@ -158,7 +164,7 @@ async fn brokers_come_from_an_account() {
     );
     let out = run(&p, json!({"a": 1}), json!({"events": {"brokers": brokers}}))
         .await
-        .result
+        .into_result()
         .unwrap();
     assert_eq!(out["offset"], 0);
     // Without acks the cluster never says where the record went.
@@ -171,12 +177,12 @@ async fn brokers_come_from_an_account() {
         json!({"events": {"brokers": brokers}}),
     )
     .await
-    .result
+    .into_result()
     .unwrap();
     assert_eq!(out["offset"], Value::Null, "{out}");
     let e = run(&p, json!({}), json!({"events": {"url": "x"}}))
         .await
-        .result
+        .into_result()
         .unwrap_err();
     assert_eq!((e.code.as_ref(), e.status), ("kafka", 400));
     assert!(e.message.contains("'brokers'"), "{}", e.message);
@@ -186,7 +192,7 @@ async fn brokers_come_from_an_account() {
         json!({"events": {"brokers": brokers, "mechanism": "SCRAM-SHA-256", "username": "u", "password": "p"}}),
     )
     .await
-    .result
+    .into_result()
     .unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.message.contains("SCRAM-SHA-256"), "{}", e.message);

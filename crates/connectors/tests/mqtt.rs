@@ -50,7 +50,7 @@ async fn exec_with(plan: &Plan, input: Value, accounts: Value) -> Result<Value, 
         accounts: Arc::new(accounts),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 fn topic(name: &str) -> String {

@@ -37,7 +37,7 @@ async fn exec(plan: &Plan, input: Value) -> Result<Value, FlowError> {
         accounts: Arc::new(json!({})),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 fn prefix() -> String {

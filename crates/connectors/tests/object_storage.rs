@@ -121,7 +121,7 @@ fn local(fields: Value) -> Value {
 async fn local_exec(fields: Value) -> Result<Value, FlowError> {
     run("acme", "test", None, &local(fields), json!({}))
         .await
-        .result
+        .into_result()
 }
 
 async fn ok(fields: Value) -> Value {
@@ -251,7 +251,7 @@ async fn local_put_and_get_json_text_and_binary() {
         json!({"id": 9, "csv": "a,b\n1,2\n"}),
     )
     .await
-    .result
+    .into_result()
     .unwrap();
     assert_eq!(out["key"], "in/9.csv");
     let head = ok(json!({"operation": "head", "key": "in/9.csv"})).await;
@@ -341,7 +341,7 @@ async fn local_list_with_prefix_delimiter_and_pages() {
             json!({"token": token}),
         )
         .await
-        .result
+        .into_result()
         .unwrap();
         pages += 1;
         seen.extend(keys(&page).into_iter().map(str::to_owned));
@@ -426,19 +426,19 @@ async fn local_delete_missing_objects_and_isolation() {
     for (realm, environment) in [("acme", "test"), ("globex", "test"), ("acme", "prod")] {
         run(realm, environment, None, &put, json!({}))
             .await
-            .result
+            .into_result()
             .unwrap();
     }
     let get = local(json!({"operation": "get", "key": "shared.txt"}));
     let out = run("globex", "test", None, &get, json!({}))
         .await
-        .result
+        .into_result()
         .unwrap();
     assert_eq!(out["body"], "globex");
     assert!(root.join("globex/test/media/shared.txt").is_file());
     let e = run("globex", "prod", None, &get, json!({}))
         .await
-        .result
+        .into_result()
         .unwrap_err();
     assert_eq!(e.code, "not_found");
 
@@ -453,7 +453,7 @@ async fn local_delete_missing_objects_and_isolation() {
                 json!({})
             )
             .await
-            .result
+            .into_result()
             .unwrap(),
             json!({"bucket": "fresh"})
         );
@@ -487,7 +487,7 @@ async fn local_keys_that_escape_are_refused() {
             json!({"key": key}),
         )
         .await
-        .result
+        .into_result()
         .unwrap_err();
         check(&e, "object-storage", 400, "`key`", &root);
         let e = run(
@@ -498,7 +498,7 @@ async fn local_keys_that_escape_are_refused() {
             json!({"key": key}),
         )
         .await
-        .result
+        .into_result()
         .unwrap_err();
         check(&e, "object-storage", 400, "`key`", &root);
     }
@@ -512,7 +512,7 @@ async fn local_keys_that_escape_are_refused() {
         json!({"b": ".."}),
     )
     .await
-    .result
+    .into_result()
     .unwrap_err();
     check(&e, "object-storage", 400, "`bucket` '..'", &root);
 
@@ -662,12 +662,15 @@ async fn s3_exec(url: &str, bucket: &str, fields: Value, input: Value) -> Execut
 async fn s3_ok(url: &str, bucket: &str, fields: Value) -> Value {
     s3_exec(url, bucket, fields.clone(), json!({}))
         .await
-        .result
+        .into_result()
         .unwrap_or_else(|e| panic!("{fields}: {}", e.to_value()))
 }
 
 async fn s3_err(url: &str, bucket: &str, fields: Value) -> FlowError {
-    match s3_exec(url, bucket, fields.clone(), json!({})).await.result {
+    match s3_exec(url, bucket, fields.clone(), json!({}))
+        .await
+        .into_result()
+    {
         Ok(out) => panic!("{fields} should fail, gave {out}"),
         Err(e) => e,
     }
@@ -841,7 +844,7 @@ async fn s3_list_with_prefix_delimiter_and_pages() {
             json!({"token": token}),
         )
         .await
-        .result
+        .into_result()
         .unwrap();
         pages += 1;
         seen.extend(keys(&page).into_iter().map(str::to_owned));
@@ -967,7 +970,11 @@ onException:
         ),
         ..RunOptions::default()
     };
-    let out = handled.execute(json!({}), options).await.result.unwrap();
+    let out = handled
+        .execute(json!({}), options)
+        .await
+        .into_result()
+        .unwrap();
     assert_eq!(out, json!({"caught": "not_found", "status": 404}));
 
     // Nothing listening: a 502 naming the cause.
@@ -979,7 +986,7 @@ onException:
         json!({}),
     )
     .await
-    .result
+    .into_result()
     .unwrap_err();
     assert_eq!(
         (e.code.as_ref(), e.status),
@@ -997,7 +1004,7 @@ onException:
     let e = no_secret_account
         .execute(json!({}), options)
         .await
-        .result
+        .into_result()
         .unwrap_err();
     assert_eq!(e.status, 400);
     assert!(e.message.contains("'secretAccessKey'"), "{}", e.message);

@@ -49,7 +49,7 @@ async fn exec_with(plan: &Plan, input: Value, accounts: Value) -> Result<Value, 
         accounts: Arc::new(accounts),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 async fn exec(plan: &Plan, input: Value) -> Result<Value, FlowError> {

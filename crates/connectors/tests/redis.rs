@@ -45,7 +45,7 @@ async fn exec(plan: &Plan, input: Value, accounts: Value) -> Result<Value, FlowE
         accounts: Arc::new(accounts),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 fn step(url: &str, body: &str) -> String {
@@ -700,7 +700,7 @@ async fn accounts_and_urls_that_cannot_be_used() {
     let e = plan(yaml)
         .execute(json!({}), options)
         .await
-        .result
+        .into_result()
         .unwrap_err();
     assert_eq!(e.status, 502, "{}", e.message);
 }

@@ -35,7 +35,7 @@ async fn run(yaml: &str, input: Value) -> Result<Value, FlowError> {
         accounts: Arc::new(accounts()),
         ..RunOptions::default()
     };
-    plan.execute(input, options).await.result
+    plan.execute(input, options).await.into_result()
 }
 
 async fn ok(yaml: &str, input: Value) -> Value {

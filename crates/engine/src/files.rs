@@ -104,7 +104,7 @@ impl PipelineCaller for FileCaller {
             let execution = plan.execute(input, options).await;
             match execution.response {
                 Some(r) if execution.result.is_ok() => Ok(r.body),
-                _ => execution.result,
+                _ => execution.into_result(),
             }
         };
         if detached {

@@ -10,7 +10,7 @@ use crate::context::{MetadataSource, Shared};
 use crate::mask::Mask;
 use crate::run::{handle, run_steps};
 use crate::testing::Mocks;
-use crate::{Context, FlowError, LogLine, Response, Services, StepList, TraceEntry};
+use crate::{Context, FlowError, LogLine, Message, Response, Services, StepList, TraceEntry};
 
 /// Most trace entries one execution keeps (a long loop is cut, not unbounded).
 const MAX_TRACE_ENTRIES: usize = 10_000;
@@ -86,8 +86,10 @@ impl Default for RunOptions {
 #[derive(Debug, Clone)]
 pub struct Execution {
     pub key: String,
-    /// The output message, or the error that ended the execution.
-    pub result: Result<Value, FlowError>,
+    /// The output message, or the error that ended the execution. The
+    /// message may be shared with the trace; [`Execution::into_result`]
+    /// gives it owned.
+    pub result: Result<Message, FlowError>,
     /// The answer set by a `response` step.
     pub response: Option<Response>,
     pub logs: Vec<LogLine>,
@@ -98,6 +100,14 @@ pub struct Execution {
 }
 
 impl Execution {
+    /// The output as an owned value, or the error. The trace is dropped
+    /// first, so the output is copied only when something else shares it.
+    pub fn into_result(self) -> Result<Value, FlowError> {
+        drop(self.trace);
+        self.result
+            .map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
+    }
+
     /// The trace with this execution's mask applied, ready to serialize.
     pub fn masked_trace(&self) -> crate::MaskedTrace<'_> {
         crate::MaskedTrace {
@@ -176,7 +186,7 @@ impl Plan {
         };
         Execution {
             key,
-            result: result.map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone())),
+            result,
             response: cx.response,
             logs: cx.logs,
             trace: cx.trace,

@@ -93,7 +93,7 @@ async fn run_case(plan: &Plan, case: &TestCase, base: &RunOptions) -> CaseOutcom
             if let Some(expected) = &case.expect {
                 let actual = match &execution.response {
                     Some(r) => json!({"status": r.status, "headers": r.headers, "body": r.body}),
-                    None => output.clone(),
+                    None => (**output).clone(),
                 };
                 if let Some(diff) = subset_difference(&actual, expected, "") {
                     failures.push(diff);

@@ -29,7 +29,7 @@ pub async fn run(yaml: &str, input: Value) -> Execution {
 
 /// Runs a YAML pipeline once and returns its output, panicking on error.
 pub async fn output(yaml: &str, input: Value) -> Value {
-    match run(yaml, input).await.result {
+    match run(yaml, input).await.into_result() {
         Ok(v) => v,
         Err(e) => panic!("execution failed: {}", e.to_value()),
     }
@@ -37,7 +37,7 @@ pub async fn output(yaml: &str, input: Value) -> Value {
 
 /// Runs a YAML pipeline once and returns its error object.
 pub async fn error(yaml: &str, input: Value) -> Value {
-    match run(yaml, input).await.result {
+    match run(yaml, input).await.into_result() {
         Ok(v) => panic!("execution should fail, got {v}"),
         Err(e) => e.to_value(),
     }

@@ -68,7 +68,10 @@ steps:
     value: { fromFirst: "{{ steps.first.a }}" }
 "#;
     let execution = run(yaml, json!({})).await;
-    assert_eq!(execution.result.expect("ok"), json!({"fromFirst": 1}));
+    assert_eq!(
+        *execution.result.clone().expect("ok"),
+        json!({"fromFirst": 1})
+    );
     let statuses: Vec<_> = execution
         .trace
         .iter()
@@ -321,7 +324,10 @@ steps:
 "#;
     let started = tokio::time::Instant::now();
     let execution = run(yaml, json!({})).await;
-    assert_eq!(execution.result.expect("handled"), json!({"gaveUp": 3}));
+    assert_eq!(
+        *execution.result.clone().expect("handled"),
+        json!({"gaveUp": 3})
+    );
     // Waits of 100ms then 200ms between the three tries.
     assert_eq!(started.elapsed().as_millis(), 300);
     let tries = execution
@@ -489,7 +495,7 @@ steps:
         ..Default::default()
     };
     let execution = plan.execute(json!({"id": 3}), options).await;
-    assert_eq!(execution.result.expect("ok"), json!({"id": 3}));
+    assert_eq!(execution.into_result().expect("ok"), json!({"id": 3}));
     assert_eq!(
         events.take(),
         vec![("order.created".to_owned(), json!({"id": 3}))]

@@ -934,10 +934,9 @@ impl PipelineCaller for RuntimeCaller {
                 return Ok(json!({"executionKey": key}));
             }
             match runtime.run(&deployed, run).await {
-                Ok(execution) => match (execution.result, execution.response) {
-                    (Ok(_), Some(response)) => Ok(response.body),
-                    (Ok(output), None) => Ok(output),
-                    (Err(e), _) => Err(e),
+                Ok(execution) => match execution.response {
+                    Some(response) if execution.result.is_ok() => Ok(response.body),
+                    _ => execution.into_result(),
                 },
                 Err(rejection) => Err(FlowError::new("unavailable", 503, rejection.message())),
             }
