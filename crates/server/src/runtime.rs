@@ -3,13 +3,13 @@
 //! here whatever started them (gateway, schedule, event, call, by hand),
 //! and each one leaves a record for the writer.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
+use indexmap::{Equivalent, IndexMap};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -66,9 +66,43 @@ impl Rejection {
     }
 }
 
-/// The name a deployment is found by.
-pub fn deployment_key(realm: &str, environment: &str, pipeline: &str, major: u32) -> String {
-    format!("{realm}\u{0}{environment}\u{0}{pipeline}\u{0}{major}")
+/// What a deployment is served under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DeploymentKey {
+    realm: String,
+    environment: String,
+    pipeline: String,
+    major: u32,
+}
+
+/// A [`DeploymentKey`] borrowed, to look one up on every request without
+/// building it. Its derived hash equals the owned key's (the same fields,
+/// `&str` hashing as `String`).
+#[derive(Hash)]
+struct DeploymentRef<'a> {
+    realm: &'a str,
+    environment: &'a str,
+    pipeline: &'a str,
+    major: u32,
+}
+
+impl Equivalent<DeploymentKey> for DeploymentRef<'_> {
+    fn equivalent(&self, key: &DeploymentKey) -> bool {
+        self.major == key.major
+            && self.pipeline == key.pipeline
+            && self.environment == key.environment
+            && self.realm == key.realm
+    }
+}
+
+/// A realm and environment borrowed, hashing as the owned pair.
+#[derive(Hash)]
+struct EnvRef<'a>(&'a str, &'a str);
+
+impl Equivalent<(String, String)> for EnvRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 /// Metric handles of one deployment, taken once.
@@ -247,8 +281,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     pub writer: Writer,
     pub master: MasterKey,
-    deployments: RwLock<HashMap<String, Arc<Deployed>>>,
-    envs: RwLock<HashMap<(String, String), Arc<EnvData>>>,
+    deployments: RwLock<IndexMap<DeploymentKey, Arc<Deployed>>>,
+    envs: RwLock<IndexMap<(String, String), Arc<EnvData>>>,
     in_flight: AtomicUsize,
     idle: Notify,
     draining: std::sync::atomic::AtomicBool,
@@ -336,7 +370,12 @@ impl Runtime {
         major: u32,
     ) -> Option<Arc<Deployed>> {
         read(&self.deployments)
-            .get(&deployment_key(realm, environment, pipeline, major))
+            .get(&DeploymentRef {
+                realm,
+                environment,
+                pipeline,
+                major,
+            })
             .cloned()
     }
 
@@ -426,7 +465,12 @@ impl Runtime {
             deployment,
         });
         let d = &deployed.deployment;
-        let key = deployment_key(&d.realm, &d.environment, &d.pipeline, d.major);
+        let key = DeploymentKey {
+            realm: d.realm.clone(),
+            environment: d.environment.clone(),
+            pipeline: d.pipeline.clone(),
+            major: d.major,
+        };
         let count = {
             let mut map = write(&self.deployments);
             map.insert(key, deployed.clone());
@@ -441,7 +485,12 @@ impl Runtime {
     pub fn stop(&self, realm: &str, environment: &str, pipeline: &str, major: u32) {
         let count = {
             let mut map = write(&self.deployments);
-            map.remove(&deployment_key(realm, environment, pipeline, major));
+            map.swap_remove(&DeploymentRef {
+                realm,
+                environment,
+                pipeline,
+                major,
+            });
             map.len()
         };
         self.metrics.deployments.set(count as i64);
@@ -450,18 +499,17 @@ impl Runtime {
 
     /// Forgets the cached globals and accounts of a realm and environment.
     pub fn invalidate_env(&self, realm: &str, environment: &str) {
-        write(&self.envs).remove(&(realm.to_owned(), environment.to_owned()));
+        write(&self.envs).swap_remove(&EnvRef(realm, environment));
         self.settings_changed.notify_waiters();
     }
 
     /// Globals, accounts and services of a realm and environment.
     pub async fn env_data(&self, realm: &str, environment: &str) -> Arc<EnvData> {
-        let key = (realm.to_owned(), environment.to_owned());
-        if let Some(data) = read(&self.envs).get(&key) {
+        if let Some(data) = read(&self.envs).get(&EnvRef(realm, environment)) {
             return data.clone();
         }
         let data = Arc::new(self.load_env(realm, environment).await);
-        write(&self.envs).insert(key, data.clone());
+        write(&self.envs).insert((realm.to_owned(), environment.to_owned()), data.clone());
         data
     }
 
@@ -947,6 +995,37 @@ impl PipelineCaller for RuntimeCaller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_keys_find_what_owned_keys_stored() {
+        let mut deployments = IndexMap::new();
+        let key = DeploymentKey {
+            realm: "acme".into(),
+            environment: "test".into(),
+            pipeline: "orders".into(),
+            major: 2,
+        };
+        deployments.insert(key, 1);
+        let find = |realm, environment, pipeline, major| {
+            deployments
+                .get(&DeploymentRef {
+                    realm,
+                    environment,
+                    pipeline,
+                    major,
+                })
+                .copied()
+        };
+        assert_eq!(find("acme", "test", "orders", 2), Some(1));
+        assert_eq!(find("acme", "test", "orders", 1), None);
+        assert_eq!(find("acme", "prod", "orders", 2), None);
+        // The separator of a joined key cannot make two keys meet.
+        assert_eq!(find("acm", "etest", "orders", 2), None);
+        let mut envs = IndexMap::new();
+        envs.insert(("acme".to_owned(), "test".to_owned()), 1);
+        assert_eq!(envs.get(&EnvRef("acme", "test")), Some(&1));
+        assert_eq!(envs.get(&EnvRef("acme", "prod")), None);
+    }
 
     #[test]
     fn long_payloads_are_cut_with_a_marker() {
