@@ -518,15 +518,16 @@ fn http_message(
         }
     }
     let body = body_value(trigger, &content_type, bytes)?;
-    Ok(json!({
-        "body": body,
-        "headers": header_map,
-        "query": query,
-        "params": params,
-        "method": method.as_str(),
-        "path": sub_path,
-        "contentType": content_type,
-    }))
+    // Built by moving the parts in: `json!` would copy each of them.
+    let mut message = Map::with_capacity(7);
+    message.insert("body".into(), body);
+    message.insert("headers".into(), Value::Object(header_map));
+    message.insert("query".into(), Value::Object(query));
+    message.insert("params".into(), Value::Object(params));
+    message.insert("method".into(), Value::from(method.as_str()));
+    message.insert("path".into(), Value::from(sub_path));
+    message.insert("contentType".into(), Value::String(content_type));
+    Ok(Value::Object(message))
 }
 
 fn body_value(trigger: &HttpTrigger, content_type: &str, bytes: &Bytes) -> Result<Value, ApiError> {
