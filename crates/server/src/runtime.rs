@@ -1019,7 +1019,7 @@ mod tests {
         assert_eq!(find("acme", "test", "orders", 2), Some(1));
         assert_eq!(find("acme", "test", "orders", 1), None);
         assert_eq!(find("acme", "prod", "orders", 2), None);
-        // The separator of a joined key cannot make two keys meet.
+        // Field boundaries count: the same letters split otherwise are another key.
         assert_eq!(find("acm", "etest", "orders", 2), None);
         let mut envs = IndexMap::new();
         envs.insert(("acme".to_owned(), "test".to_owned()), 1);
