@@ -96,6 +96,7 @@ pub fn compile_document(
             steps,
             on_exception,
             sensitive,
+            masks: std::sync::Mutex::default(),
         }),
         // A step failed to compile without saying why: never silently accept it.
         _ => {

@@ -21,8 +21,9 @@ impl Mask {
     /// A mask for these sensitive field paths (as keys) and secret strings.
     pub fn new(paths: Vec<Vec<String>>, secrets: Vec<String>) -> Self {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 3).collect();
-        // Longest first, so a secret containing another is hidden whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        // Longest first, so a secret containing another is hidden whole;
+        // equal ones next to each other, so each is kept once.
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
         Mask { paths, secrets }
     }
@@ -173,6 +174,15 @@ mod tests {
                 &json!({"crm": {"type": "basic", "user": "ada", "password": "s3cret!"}}),
             ),
         )
+    }
+
+    #[test]
+    fn a_secret_found_in_several_accounts_is_kept_once() {
+        let mask = Mask::new(
+            Vec::new(),
+            vec!["abc".into(), "xyz".into(), "abc".into(), "longer".into()],
+        );
+        assert_eq!(mask.secrets, ["longer", "abc", "xyz"]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A compiled pipeline and how one execution of it runs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -27,6 +27,12 @@ pub struct Plan {
     pub(crate) steps: StepList,
     pub(crate) on_exception: StepList,
     pub(crate) sensitive: Vec<Vec<String>>,
+    /// The mask built for the accounts last seen, reused while executions
+    /// get the same accounts (`Arc`) — the secrets are gathered and sorted
+    /// once per version of the accounts, not once per execution. The
+    /// `Weak` keeps their allocation, so a new version cannot take its
+    /// address and be mistaken for it.
+    pub(crate) masks: Mutex<Option<(Weak<Value>, Arc<Mask>)>>,
 }
 
 impl std::fmt::Debug for Plan {
@@ -132,6 +138,20 @@ impl Plan {
             .unwrap_or(DEFAULT_TIMEOUT)
     }
 
+    /// The mask for executions with these accounts.
+    fn mask_for(&self, accounts: &Arc<Value>) -> Arc<Mask> {
+        let mut cached = self.masks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((seen, mask)) = cached.as_ref()
+            && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(accounts))
+        {
+            return mask.clone();
+        }
+        let secrets = Mask::account_secrets(accounts);
+        let mask = Arc::new(Mask::new(self.sensitive.clone(), secrets));
+        *cached = Some((Arc::downgrade(accounts), mask.clone()));
+        mask
+    }
+
     /// Runs one execution over `input`.
     /// The input may be shared (`Arc<Value>`) with a caller that keeps it.
     pub async fn execute(&self, input: impl Into<Arc<Value>>, options: RunOptions) -> Execution {
@@ -151,8 +171,7 @@ impl Plan {
             attempt: options.attempt,
             redelivery: options.redelivery,
         };
-        let secrets = Mask::account_secrets(&options.accounts);
-        let mask = Arc::new(Mask::new(self.sensitive.clone(), secrets));
+        let mask = self.mask_for(&options.accounts);
         let limit = options.timeout.unwrap_or_else(|| self.trigger_timeout());
         let shared = Arc::new(Shared {
             globals: options.globals,
@@ -212,6 +231,33 @@ pub fn new_execution_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_mask_is_kept_while_the_accounts_stay_and_rebuilt_when_they_change() {
+        let plan = crate::load_str(
+            "p.yaml",
+            "name: p\nsteps:\n  - type: set\n    values: { seen: true }\n",
+            sluice_spec::Format::Yaml,
+            None,
+            &crate::Catalog::core(),
+        )
+        .expect("compiles");
+        let with = |accounts: &Arc<Value>| RunOptions {
+            accounts: accounts.clone(),
+            ..RunOptions::default()
+        };
+        let first = Arc::new(json!({"crm": {"type": "basic", "password": "first-secret"}}));
+        let a = plan.execute(json!({}), with(&first)).await;
+        let b = plan.execute(json!({}), with(&first)).await;
+        assert!(Arc::ptr_eq(&a.mask, &b.mask), "same accounts, same mask");
+        assert_eq!(b.mask.text("first-secret", &Value::Null), "***");
+        drop(first);
+        let second = Arc::new(json!({"crm": {"type": "basic", "password": "other-secret"}}));
+        let c = plan.execute(json!({}), with(&second)).await;
+        assert!(!Arc::ptr_eq(&b.mask, &c.mask), "new accounts, new mask");
+        assert_eq!(c.mask.text("other-secret", &Value::Null), "***");
+        assert_eq!(c.mask.text("first-secret", &Value::Null), "first-secret");
+    }
 
     #[test]
     fn execution_keys_are_hyphenated_uuid_v7_in_time_order() {
