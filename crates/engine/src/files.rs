@@ -102,10 +102,7 @@ impl PipelineCaller for FileCaller {
         let run = async move {
             let plan = plan?;
             let execution = plan.execute(input, options).await;
-            match execution.response {
-                Some(r) if execution.result.is_ok() => Ok(r.body),
-                _ => execution.into_result(),
-            }
+            execution.into_answer()
         };
         if detached {
             let handle = tokio::spawn(async move {

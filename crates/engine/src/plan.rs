@@ -114,6 +114,15 @@ impl Execution {
             .map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
     }
 
+    /// What a calling pipeline gets back: the body a `response` step
+    /// answered with, else the output; or the error.
+    pub fn into_answer(self) -> Result<Value, FlowError> {
+        match self.response {
+            Some(response) if self.result.is_ok() => Ok(response.body),
+            _ => self.into_result(),
+        }
+    }
+
     /// The trace with this execution's mask applied, ready to serialize.
     pub fn masked_trace(&self) -> crate::MaskedTrace<'_> {
         crate::MaskedTrace {

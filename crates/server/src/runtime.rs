@@ -982,10 +982,7 @@ impl PipelineCaller for RuntimeCaller {
                 return Ok(json!({"executionKey": key}));
             }
             match runtime.run(&deployed, run).await {
-                Ok(execution) => match execution.response {
-                    Some(response) if execution.result.is_ok() => Ok(response.body),
-                    _ => execution.into_result(),
-                },
+                Ok(execution) => execution.into_answer(),
                 Err(rejection) => Err(FlowError::new("unavailable", 503, rejection.message())),
             }
         })
