@@ -607,6 +607,21 @@ async fn executions(store: &dyn Store) {
     assert_eq!(full.error.unwrap()["message"], "boom");
     assert!(store.get_execution("globex", "e2").await.unwrap().is_none());
 
+    // A key written again (a batch written twice) keeps its first record
+    // and its log lines; the rest of the batch is written.
+    store
+        .insert_executions(&[
+            record("e3", "acme", "prod", "error", 3500),
+            record("e5", "acme", "prod", "ok", 5000),
+        ])
+        .await
+        .unwrap();
+    let kept = store.get_execution("acme", "e3").await.unwrap().unwrap();
+    assert_eq!((kept.status.as_str(), kept.started_at), ("ok", 3000));
+    assert_eq!(kept.logs.len(), 1);
+    assert_eq!(kept.logs[0].at, 3000, "the first record's log line");
+    assert!(store.get_execution("acme", "e5").await.unwrap().is_some());
+
     assert_eq!(
         store.delete_executions_before("test", 2500).await.unwrap(),
         2

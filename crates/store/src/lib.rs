@@ -174,7 +174,8 @@ pub trait Store: Send + Sync + 'static {
     // Executions.
 
     /// Writes records (with their log lines) in one transaction; a key
-    /// written again replaces the older record.
+    /// written already keeps its first record (writing a batch again
+    /// writes nothing twice).
     async fn insert_executions(&self, records: &[ExecutionRecord]) -> Result<()>;
     /// Newest first, without traces and log lines.
     async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionRecord>>;

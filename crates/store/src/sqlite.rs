@@ -2,14 +2,16 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use sluice_engine::services::ObjectOp;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Arguments, Row, SqliteConnection, SqlitePool};
 
 use crate::objects;
 use crate::{
@@ -92,6 +94,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
@@ -1523,33 +1526,52 @@ async fn insert_executions_in(
     tx: &mut SqliteConnection,
     records: &[ExecutionRecord],
 ) -> Result<()> {
+    // OR IGNORE: a key already written keeps its record (a batch written
+    // again writes nothing twice). A statement that cannot abort half-way
+    // needs no statement journal, which copied every page the statement
+    // touched; OR REPLACE could abort (on a NULL) and needed one.
+    static INSERT: LazyLock<Shapes> = LazyLock::new(|| {
+        Shapes::values(
+            "INSERT OR IGNORE INTO executions (key, realm, environment, pipeline, major, minor, status, \
+             trigger, started_at, duration_us, input, output, error, trace) VALUES ",
+            14,
+            "",
+        )
+    });
     for chunk in fixed_slices(records) {
-        let errors = chunk
-            .iter()
-            .map(|r| r.error.as_ref().map(json_text).transpose())
-            .collect::<Result<Vec<_>>>()?;
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT OR REPLACE INTO executions (key, realm, environment, pipeline, major, minor, status, \
-             trigger, started_at, duration_us, input, output, error, trace) ",
-        );
-        insert.push_values(chunk.iter().zip(errors), |mut row, (record, error)| {
-            row.push_bind(&record.key)
-                .push_bind(&record.realm)
-                .push_bind(&record.environment)
-                .push_bind(&record.pipeline)
-                .push_bind(i64::from(record.major))
-                .push_bind(i64::from(record.minor))
-                .push_bind(&record.status)
-                .push_bind(&record.trigger)
-                .push_bind(record.started_at)
-                .push_bind(i64::try_from(record.duration_us).unwrap_or(i64::MAX))
-                .push_bind(&record.input)
-                .push_bind(&record.output)
-                .push_bind(error)
-                .push_bind(&record.trace);
-        });
-        insert.build().execute(&mut *tx).await?;
+        let mut args = SqliteArguments::default();
+        args.reserve(chunk.len() * 14, 0);
+        for record in chunk {
+            let error = record.error.as_ref().map(json_text).transpose()?;
+            add(&mut args, &record.key)?;
+            add(&mut args, &record.realm)?;
+            add(&mut args, &record.environment)?;
+            add(&mut args, &record.pipeline)?;
+            add(&mut args, i64::from(record.major))?;
+            add(&mut args, i64::from(record.minor))?;
+            add(&mut args, &record.status)?;
+            add(&mut args, &record.trigger)?;
+            add(&mut args, record.started_at)?;
+            add(
+                &mut args,
+                i64::try_from(record.duration_us).unwrap_or(i64::MAX),
+            )?;
+            add(&mut args, &record.input)?;
+            add(&mut args, &record.output)?;
+            add(&mut args, error)?;
+            add(&mut args, &record.trace)?;
+        }
+        sqlx::query_with(INSERT.sql(chunk.len()), args)
+            .execute(&mut *tx)
+            .await?;
     }
+    static INSERT_LOGS: LazyLock<Shapes> = LazyLock::new(|| {
+        Shapes::values(
+            "INSERT OR IGNORE INTO execution_logs (key, seq, at, level, step, message) VALUES ",
+            6,
+            "",
+        )
+    });
     let lines: Vec<(&str, usize, &LogRecord)> = records
         .iter()
         .flat_map(|r| {
@@ -1560,18 +1582,19 @@ async fn insert_executions_in(
         })
         .collect();
     for lines in fixed_slices(&lines) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT OR REPLACE INTO execution_logs (key, seq, at, level, step, message) ",
-        );
-        insert.push_values(lines, |mut row, (key, seq, line)| {
-            row.push_bind(*key)
-                .push_bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                .push_bind(line.at)
-                .push_bind(&line.level)
-                .push_bind(&line.step)
-                .push_bind(&line.message);
-        });
-        insert.build().execute(&mut *tx).await?;
+        let mut args = SqliteArguments::default();
+        args.reserve(lines.len() * 6, 0);
+        for (key, seq, line) in lines {
+            add(&mut args, *key)?;
+            add(&mut args, i64::try_from(*seq).unwrap_or(i64::MAX))?;
+            add(&mut args, line.at)?;
+            add(&mut args, &line.level)?;
+            add(&mut args, &line.step)?;
+            add(&mut args, &line.message)?;
+        }
+        sqlx::query_with(INSERT_LOGS.sql(lines.len()), args)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }
@@ -1611,36 +1634,53 @@ async fn enqueue_events_in(
         Some(lease) => (1, 1, now.saturating_add(ms(lease))),
         None => (0, 0, now),
     };
+    // OR IGNORE: no row can break a constraint (none is unique, none
+    // null), and a statement that cannot abort half-way needs no statement
+    // journal — a copy of every page it touches. A row skipped all the same
+    // shows in the count, checked below.
+    static INSERT: LazyLock<[Shapes; 2]> = LazyLock::new(|| {
+        let head = "INSERT OR IGNORE INTO event_queue (realm, environment, name, pipeline, major, payload, \
+                    max_deliveries, attempts, leased, next_at, created_at) VALUES ";
+        [
+            Shapes::values(head, 11, ""),
+            Shapes::values(head, 11, " RETURNING id"),
+        ]
+    });
     let mut claimed = Vec::new();
     for chunk in fixed_slices(&rows) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO event_queue (realm, environment, name, pipeline, major, payload, \
-             max_deliveries, attempts, leased, next_at, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, (event, text, target)| {
-            row.push_bind(event.realm.as_str())
-                .push_bind(event.environment.as_str())
-                .push_bind(event.name.as_str())
-                .push_bind(target.pipeline.as_str())
-                .push_bind(i64::from(target.major))
-                .push_bind(*text)
-                .push_bind(i64::from(target.max_deliveries))
-                .push_bind(attempts)
-                .push_bind(leased)
-                .push_bind(next_at)
-                .push_bind(now);
-        });
+        let mut args = SqliteArguments::default();
+        args.reserve(chunk.len() * 11, 0);
+        for (event, text, target) in chunk {
+            add(&mut args, event.realm.as_str())?;
+            add(&mut args, event.environment.as_str())?;
+            add(&mut args, event.name.as_str())?;
+            add(&mut args, target.pipeline.as_str())?;
+            add(&mut args, i64::from(target.major))?;
+            add(&mut args, *text)?;
+            add(&mut args, i64::from(target.max_deliveries))?;
+            add(&mut args, attempts)?;
+            add(&mut args, leased)?;
+            add(&mut args, next_at)?;
+            add(&mut args, now)?;
+        }
         if claim.is_none() {
-            insert.build().execute(&mut *tx).await?;
+            let stored = sqlx::query_with(INSERT[0].sql(chunk.len()), args)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if stored != chunk.len() as u64 {
+                return Err(Error::Unavailable(format!(
+                    "{} events queued but {stored} stored",
+                    chunk.len()
+                )));
+            }
             continue;
         }
         // Only the ids come back: the rest is in memory already. The rows
         // of one statement get increasing ids in the order of its VALUES
         // (the write lock is held), though RETURNING may list them in any
         // order: sorted, they pair with the chunk's rows.
-        insert.push(" RETURNING id");
-        let mut ids = insert
-            .build_query_scalar::<i64>()
+        let mut ids: Vec<i64> = sqlx::query_scalar_with(INSERT[1].sql(chunk.len()), args)
             .fetch_all(&mut *tx)
             .await?;
         if ids.len() != chunk.len() {
@@ -1676,17 +1716,58 @@ async fn enqueue_events_in(
 
 /// Deletes acknowledged deliveries inside `tx`.
 async fn ack_events_in(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
+    static DELETE: LazyLock<Shapes> =
+        LazyLock::new(|| Shapes::values("DELETE FROM event_queue WHERE id IN (", 1, ")"));
     for chunk in fixed_slices(ids) {
-        let mut delete =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("DELETE FROM event_queue WHERE id IN (");
-        let mut list = delete.separated(", ");
+        let mut args = SqliteArguments::default();
+        args.reserve(chunk.len(), 0);
         for id in chunk {
-            list.push_bind(*id);
+            add(&mut args, *id)?;
         }
-        delete.push(")");
-        delete.build().execute(&mut *tx).await?;
+        sqlx::query_with(DELETE.sql(chunk.len()), args)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
+}
+
+/// Binds `value` as the next argument.
+fn add<'q, T>(args: &mut SqliteArguments<'q>, value: T) -> Result<()>
+where
+    T: 'q + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    args.add(value).map_err(|e| sqlx::Error::Encode(e).into())
+}
+
+/// The slice sizes of [`fixed_slices`], largest first.
+const SLICES: [usize; 4] = [64, 16, 4, 1];
+
+/// A multi-row statement's text for each slice size, written once. Built
+/// per batch with sqlx's `QueryBuilder`, every placeholder and separator
+/// went through `fmt`: about a third of the writer's instructions per
+/// record.
+struct Shapes([String; 4]);
+
+impl Shapes {
+    /// `head`, then per row `columns` placeholders — in parentheses and
+    /// separated by commas when a row has more than one —, then `tail`.
+    fn values(head: &str, columns: usize, tail: &str) -> Self {
+        let row = if columns == 1 {
+            "?".to_owned()
+        } else {
+            format!("({})", vec!["?"; columns].join(", "))
+        };
+        Shapes(SLICES.map(|rows| format!("{head}{}{tail}", vec![row.as_str(); rows].join(", "))))
+    }
+
+    /// The text for a slice of `rows` (one of [`SLICES`]).
+    fn sql(&self, rows: usize) -> &str {
+        let at = SLICES
+            .iter()
+            .position(|s| *s == rows)
+            .unwrap_or(SLICES.len() - 1);
+        &self.0[at]
+    }
 }
 
 /// `items` cut into slices of 64, 16, 4 and 1 (largest first): a
@@ -1695,7 +1776,7 @@ async fn ack_events_in(tx: &mut SqliteConnection, ids: &[i64]) -> Result<()> {
 fn fixed_slices<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     let mut rest = items;
     std::iter::from_fn(move || {
-        let size = [64, 16, 4, 1].into_iter().find(|s| *s <= rest.len())?;
+        let size = SLICES.into_iter().find(|s| *s <= rest.len())?;
         let (head, tail) = rest.split_at(size);
         rest = tail;
         Some(head)
@@ -1714,5 +1795,22 @@ mod tests {
         let joined: Vec<u32> = fixed_slices(&items).flatten().copied().collect();
         assert_eq!(joined, items);
         assert_eq!(fixed_slices::<u32>(&[]).count(), 0);
+    }
+
+    #[test]
+    fn shapes_hold_a_placeholder_per_value_of_every_row() {
+        let rows = Shapes::values("INSERT INTO t (a, b) VALUES ", 2, " RETURNING id");
+        assert_eq!(
+            rows.sql(1),
+            "INSERT INTO t (a, b) VALUES (?, ?) RETURNING id"
+        );
+        assert_eq!(
+            rows.sql(4),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?), (?, ?) RETURNING id"
+        );
+        assert_eq!(rows.sql(16).matches("(?, ?)").count(), 16);
+        assert_eq!(rows.sql(64).matches('?').count(), 128);
+        let list = Shapes::values("DELETE FROM t WHERE id IN (", 1, ")");
+        assert_eq!(list.sql(4), "DELETE FROM t WHERE id IN (?, ?, ?, ?)");
     }
 }
