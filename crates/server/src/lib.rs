@@ -27,7 +27,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::get;
 use sluice_store::{Grant, Role, SqliteStore, Store, Token, User};
 
 pub use api::openapi::ROUTES as API_ROUTES;
@@ -295,19 +295,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/{env}/pipeline/{realm}/{version}/{name}",
-            any(gateway::handle),
-        )
-        .route(
-            "/{env}/pipeline/{realm}/{version}/{name}/{*rest}",
-            any(gateway::handle),
-        )
-        .fallback(|| async {
-            ApiError::not_found(
-                "no such route: the API is under /api/v1, pipelines under /{env}/pipeline/{realm}/v{major}/{name}",
-            )
-        })
+        // Pipelines: /{env}/pipeline/{realm}/v{major}/{name}[/{route…}],
+        // read by the gateway itself (it answers "no such route" to the rest).
+        .fallback(gateway::handle)
         .with_state(state)
 }
 
