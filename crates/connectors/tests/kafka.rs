@@ -200,8 +200,8 @@ async fn brokers_come_from_an_account() {
 
 /// The failed step's entry in the trace: its status and error object.
 fn traced_error(execution: &Execution) -> Value {
-    let entry = execution
-        .trace
+    let trace = execution.trace();
+    let entry = trace
         .iter()
         .find(|t| &*t.step == "send")
         .expect("the step is traced");

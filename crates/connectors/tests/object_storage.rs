@@ -921,7 +921,8 @@ async fn s3_errors_carry_status_and_code_and_no_secret() {
         );
         assert!(e.message.contains("NoSuchBucket"), "{}", e.message);
         assert_eq!(e.details.as_ref().unwrap()["s3Code"], "NoSuchBucket");
-        let traced = &execution.trace[0];
+        let trace = execution.trace();
+        let traced = &trace[0];
         let error = traced.error.as_ref().unwrap();
         assert_eq!(error["status"], 404);
         assert_eq!(error["details"]["s3Code"], "NoSuchBucket");

@@ -12,6 +12,7 @@ use sluice_expr::{LazyRoot, Scope, Template, ValueTemplate};
 use crate::mask::Mask;
 use crate::services::Services;
 use crate::testing::Mocks;
+use crate::trace::{After, Edit, Open, Pending, append_journal};
 use crate::{FlowError, Message, TraceEntry};
 
 /// The HTTP answer set by a `response` step.
@@ -99,7 +100,15 @@ pub struct Context {
     pub(crate) response: Option<Response>,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) trace: Vec<TraceEntry>,
+    /// The changes made in place that the trace needs taken back.
+    pub(crate) journal: Vec<Edit>,
+    /// The inputs of the steps running now (outermost first).
+    pub(crate) open: Vec<Open>,
 }
+
+/// How far back in the trace a holder of the message being changed is
+/// looked for; one further back makes the change copy, as before.
+const HOLDERS_SCANNED: usize = 16;
 
 impl Context {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
@@ -112,7 +121,67 @@ impl Context {
             response: None,
             logs: Vec::new(),
             trace: Vec::new(),
+            journal: Vec::new(),
+            open: Vec::new(),
         }
+    }
+
+    /// Makes `message` changeable in place when everything else holding it
+    /// is this context's trace, its open inputs or its journal: those are
+    /// pointed at the message as it is before the change about to be
+    /// journaled, whose index is returned. `None` when something else
+    /// holds it too (a step output, a branch, a loop item…): the change
+    /// then copies it.
+    pub(crate) fn detach(&mut self, message: &Message) -> Option<usize> {
+        let others = Arc::strong_count(message) - 1;
+        if others == 0 {
+            return Some(self.journal.len());
+        }
+        let same = |m: &Message| Arc::ptr_eq(m, message);
+        let journal = self
+            .journal
+            .iter()
+            .rev()
+            .take(HOLDERS_SCANNED)
+            .position(|e| matches!(&e.after, After::Held(m) if same(m)))
+            .map(|back| self.journal.len() - 1 - back);
+        let open: Vec<usize> = (0..self.open.len())
+            .filter(|i| matches!(&self.open[*i], Open::Held(m) if same(m)))
+            .collect();
+        let mut found = usize::from(journal.is_some()) + open.len();
+        let mut slots = Vec::new();
+        for (i, entry) in self.trace.iter().enumerate().rev().take(HOLDERS_SCANNED) {
+            if found >= others {
+                break;
+            }
+            for (which, held) in [&entry.input, &entry.output].into_iter().enumerate() {
+                if held.as_ref().is_some_and(same) {
+                    slots.push((i, which));
+                    found += 1;
+                }
+            }
+        }
+        if found != others {
+            return None;
+        }
+        let change = self.journal.len();
+        let before = Pending::Before(change);
+        if let Some(j) = journal {
+            self.journal[j].after = After::Before(change);
+        }
+        for i in open {
+            self.open[i] = Open::Pending(before);
+        }
+        for (i, which) in slots {
+            let entry = &mut self.trace[i];
+            if which == 0 {
+                entry.input = None;
+            } else {
+                entry.output = None;
+            }
+            entry.pending[which] = Some(before);
+        }
+        Some(change)
     }
 
     /// The expression scope over `message`.
@@ -250,6 +319,8 @@ impl Context {
             response: None,
             logs: Vec::new(),
             trace: Vec::new(),
+            journal: Vec::new(),
+            open: Vec::new(),
         }
     }
 
@@ -266,7 +337,10 @@ impl Context {
             .shared
             .max_trace_entries
             .saturating_sub(self.trace.len());
-        self.trace.extend(child.trace.into_iter().take(room));
+        let mut trace = child.trace;
+        trace.truncate(room);
+        append_journal(&mut self.journal, child.journal, &mut trace);
+        self.trace.extend(trace);
     }
 
     /// Sets `item`/`index`/`error`, returning what they were for [`Context::restore_frame`].

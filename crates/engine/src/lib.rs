@@ -34,7 +34,7 @@ pub use mask::{MASKED, Mask};
 pub use plan::{Execution, Plan, RunOptions, new_execution_key};
 pub use run::run_steps;
 pub use services::Services;
-pub use steps::{Step, StepFuture, StepList, ready};
+pub use steps::{Step, StepFuture, StepList, Writes, ready};
 pub use trace::{MaskedTrace, TraceEntry, TraceStatus};
 
 /// The message flowing between steps: shared, cloned only when written to

@@ -1,5 +1,6 @@
 //! A compiled pipeline and how one execution of it runs.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use crate::context::{MetadataSource, Shared};
 use crate::mask::Mask;
 use crate::run::{handle, run_steps};
 use crate::testing::Mocks;
+use crate::trace::{Edit, materialize};
 use crate::{Context, FlowError, LogLine, Message, Response, Services, StepList, TraceEntry};
 
 /// Most trace entries one execution keeps (a long loop is cut, not unbounded).
@@ -99,17 +101,21 @@ pub struct Execution {
     /// The answer set by a `response` step.
     pub response: Option<Response>,
     pub logs: Vec<LogLine>,
-    pub trace: Vec<TraceEntry>,
     pub duration: Duration,
     /// What this execution hides: use it on anything stored or shown.
     pub mask: Arc<Mask>,
+    /// The trace as the steps left it: some inputs and outputs are only in
+    /// the journal ([`Execution::trace`] puts them back).
+    steps: Vec<TraceEntry>,
+    pub(crate) journal: Vec<Edit>,
 }
 
 impl Execution {
     /// The output as an owned value, or the error. The trace is dropped
     /// first, so the output is copied only when something else shares it.
     pub fn into_result(self) -> Result<Value, FlowError> {
-        drop(self.trace);
+        drop(self.steps);
+        drop(self.journal);
         self.result
             .map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
     }
@@ -123,10 +129,27 @@ impl Execution {
         }
     }
 
+    /// The per-step trace, every input and output in place (rebuilt from
+    /// the journal of changes made in place, when there are any: ask only
+    /// for a trace that is shown or stored).
+    pub fn trace(&self) -> Cow<'_, [TraceEntry]> {
+        if self.journal.is_empty() {
+            Cow::Borrowed(&self.steps)
+        } else {
+            Cow::Owned(materialize(&self.steps, &self.journal))
+        }
+    }
+
+    /// Each step run: its type and how long it took (without rebuilding
+    /// the trace's payloads).
+    pub fn step_timings(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.steps.iter().map(|e| (e.kind, e.duration_us))
+    }
+
     /// The trace with this execution's mask applied, ready to serialize.
     pub fn masked_trace(&self) -> crate::MaskedTrace<'_> {
         crate::MaskedTrace {
-            entries: &self.trace,
+            entries: self.trace(),
             mask: &self.mask,
         }
     }
@@ -147,8 +170,9 @@ impl Plan {
             .unwrap_or(DEFAULT_TIMEOUT)
     }
 
-    /// The mask for executions with these accounts.
-    fn mask_for(&self, accounts: &Arc<Value>) -> Arc<Mask> {
+    /// The mask of executions with these accounts (kept while they stay
+    /// the same).
+    pub fn mask_for(&self, accounts: &Arc<Value>) -> Arc<Mask> {
         let mut cached = self.masks.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((seen, mask)) = cached.as_ref()
             && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(accounts))
@@ -217,9 +241,10 @@ impl Plan {
             result,
             response: cx.response,
             logs: cx.logs,
-            trace: cx.trace,
             duration: started.elapsed(),
             mask,
+            steps: cx.trace,
+            journal: cx.journal,
         }
     }
 }

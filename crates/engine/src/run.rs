@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::steps::Node;
+use crate::steps::{Node, Writes};
+use crate::trace::{After, Edit, Open, Pending};
 use crate::{Context, FlowError, Message, StepList, TraceEntry, TraceStatus};
 
 /// Runs `steps` in order over `message`.
@@ -33,15 +34,30 @@ async fn run_node(node: &Node, message: Message, cx: &mut Context) -> Result<Mes
                 node,
                 Instant::now(),
                 TraceStatus::Skipped,
-                None,
-                None,
+                [None, None],
+                [None, None],
                 None,
             );
             return Ok(message);
         }
     }
     let started = Instant::now();
-    let input = cx.shared.trace_payloads.then(|| message.clone());
+    let shared = &cx.shared;
+    if shared.trace_payloads
+        && shared.mocks.is_none()
+        && node.into.is_none()
+        && cx.trace.len() < shared.max_trace_entries
+        && let Some(Ok(writes)) = node.step.writes(&message, cx)
+    {
+        // A failure to compute falls through: `run` fails the same way.
+        return Ok(write_in_place(node, writes, message, cx, started));
+    }
+    // The input is held where a writing step inside can find it (and point
+    // it at the journal instead of copying the message).
+    let depth = cx.open.len();
+    if cx.shared.trace_payloads {
+        cx.open.push(Open::Held(message.clone()));
+    }
     let kept = node.into.as_ref().map(|_| message.clone());
 
     let mocked = match (&cx.shared.mocks, &node.id) {
@@ -61,6 +77,18 @@ async fn run_node(node: &Node, message: Message, cx: &mut Context) -> Result<Mes
             }
         }
     };
+    // Inputs left by steps inside that were cut short go with it.
+    let input = if cx.open.len() > depth {
+        cx.open.truncate(depth + 1);
+        cx.open.pop()
+    } else {
+        None
+    };
+    let (input, pending) = match input {
+        Some(Open::Held(message)) => (Some(message), None),
+        Some(Open::Pending(pending)) => (None, Some(pending)),
+        None => (None, None),
+    };
 
     let output = match result {
         Ok(output) => output,
@@ -71,8 +99,8 @@ async fn run_node(node: &Node, message: Message, cx: &mut Context) -> Result<Mes
                 node,
                 started,
                 TraceStatus::Error,
-                input.clone(),
-                None,
+                [input.clone(), None],
+                [pending, None],
                 Some(error.to_value()),
             );
             if node.fail_on_error {
@@ -101,11 +129,71 @@ async fn run_node(node: &Node, message: Message, cx: &mut Context) -> Result<Mes
         node,
         started,
         TraceStatus::Ok,
-        input,
-        traced_output,
+        [input, traced_output],
+        [pending, None],
         None,
     );
     Ok(next)
+}
+
+/// Applies a writing step's `writes` to `message`: in place, with an undo
+/// in the journal, when only the trace holds the message besides; else on
+/// a copy, the trace keeping the message as it was.
+fn write_in_place(
+    node: &Node,
+    writes: Writes<'_>,
+    mut message: Message,
+    cx: &mut Context,
+    started: Instant,
+) -> Message {
+    let change = cx.detach(&message);
+    let input = change.is_none().then(|| message.clone());
+    let target = Arc::make_mut(&mut message);
+    let mut undo = Vec::new();
+    for (field, value) in writes.set {
+        if change.is_some() {
+            undo.push(field.set_keeping(target, value));
+        } else {
+            field.set(target, value);
+        }
+    }
+    for field in writes.remove {
+        if change.is_some() {
+            undo.extend(field.remove_keeping(target));
+        } else {
+            field.remove(target);
+        }
+    }
+    if let Some(id) = &node.id {
+        cx.outputs.insert(id.to_string(), message.clone());
+    }
+    match change {
+        Some(change) => {
+            cx.journal.push(Edit {
+                undo,
+                after: After::Held(message.clone()),
+            });
+            record(
+                cx,
+                node,
+                started,
+                TraceStatus::Ok,
+                [None, None],
+                [Some(Pending::Before(change)), Some(Pending::After(change))],
+                None,
+            );
+        }
+        None => record(
+            cx,
+            node,
+            started,
+            TraceStatus::Ok,
+            [input, Some(message.clone())],
+            [None, None],
+            None,
+        ),
+    }
+    message
 }
 
 fn record(
@@ -113,8 +201,8 @@ fn record(
     node: &Node,
     started: Instant,
     status: TraceStatus,
-    input: Option<Message>,
-    output: Option<Message>,
+    [input, output]: [Option<Message>; 2],
+    pending: [Option<Pending>; 2],
     error: Option<Value>,
 ) {
     if cx.trace.len() >= cx.shared.max_trace_entries {
@@ -130,6 +218,7 @@ fn record(
         input,
         output,
         error,
+        pending,
     };
     cx.trace.push(entry);
 }

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use sluice_expr::Template;
 
 use crate::{Context, FieldRef, FlowError, Message};
@@ -41,6 +42,32 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Message, FlowError>
 pub trait Step: Send + Sync + 'static {
     /// Runs the step on `message`.
     fn run<'a>(&'a self, message: Message, cx: &'a mut Context) -> StepFuture<'a>;
+
+    /// For a step that only writes and removes fields of the message
+    /// (`set`): what it writes, computed over `message` without changing
+    /// it, so the engine can apply it in place and keep an undo for the
+    /// trace instead of a copy. `None` for every other step; a step that
+    /// answers must do in `run` exactly what its writes do.
+    fn writes<'a>(
+        &'a self,
+        _message: &Value,
+        _cx: &Context,
+    ) -> Option<Result<Writes<'a>, FlowError>> {
+        None
+    }
+}
+
+/// The fields a step writes (in order) and then removes.
+pub struct Writes<'a> {
+    pub(crate) set: Vec<(&'a FieldRef, Value)>,
+    pub(crate) remove: &'a [FieldRef],
+}
+
+impl<'a> Writes<'a> {
+    /// Writes `set` in order, then removes `remove`.
+    pub fn new(set: Vec<(&'a FieldRef, Value)>, remove: &'a [FieldRef]) -> Self {
+        Writes { set, remove }
+    }
 }
 
 /// One step of a list with its common fields compiled.

@@ -72,14 +72,11 @@ steps:
         *execution.result.clone().expect("ok"),
         json!({"fromFirst": 1})
     );
-    let statuses: Vec<_> = execution
-        .trace
-        .iter()
-        .map(|t| format!("{:?}", t.status))
-        .collect();
+    let trace = execution.trace();
+    let statuses: Vec<_> = trace.iter().map(|t| format!("{:?}", t.status)).collect();
     assert_eq!(statuses, ["Ok", "Skipped", "Ok"]);
-    assert_eq!(&*execution.trace[0].step, "first");
-    assert_eq!(&*execution.trace[1].step, "steps[1]");
+    assert_eq!(&*trace[0].step, "first");
+    assert_eq!(&*trace[1].step, "steps[1]");
 }
 
 #[tokio::test]
@@ -331,7 +328,7 @@ steps:
     // Waits of 100ms then 200ms between the three tries.
     assert_eq!(started.elapsed().as_millis(), 300);
     let tries = execution
-        .trace
+        .trace()
         .iter()
         .filter(|t| &*t.step == "flaky")
         .count();

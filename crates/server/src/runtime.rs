@@ -608,8 +608,11 @@ impl Runtime {
         let d = &deployed.deployment;
         let env = self.env_data(&d.realm, &d.environment).await;
         let started_at = now_ms();
-        // Shared with the execution: the record shows the input as it came.
-        let input = Arc::new(request.input);
+        // The record shows the input as it came: written out now, so the
+        // execution holds the only copy and its first writing step changes
+        // it in place.
+        let mask = deployed.plan.mask_for(&env.accounts);
+        let input = cut(mask.json(&request.input), self.config.payload_limit);
         let options = RunOptions {
             services: env.services.clone(),
             globals: env.globals.clone(),
@@ -626,10 +629,10 @@ impl Runtime {
             timeout: Some(deployed.timeout()),
             call_depth: request.call_depth,
         };
-        let execution = deployed.plan.execute(input.clone(), options).await;
+        let execution = deployed.plan.execute(request.input, options).await;
         drop(permit);
         self.observe(deployed, &execution);
-        let record = self.record(deployed, request.trigger, started_at, &input, &execution);
+        let record = self.record(deployed, request.trigger, started_at, input, &execution);
         self.writer.submit(record).await;
         Ok(execution)
     }
@@ -642,8 +645,8 @@ impl Runtime {
             Err(_) => m.error.inc(),
         };
         m.duration.observe(execution.duration.as_secs_f64());
-        for entry in &execution.trace {
-            m.observe_step(&self.metrics, entry.kind, entry.duration_us as f64 / 1e6);
+        for (kind, duration_us) in execution.step_timings() {
+            m.observe_step(&self.metrics, kind, duration_us as f64 / 1e6);
         }
     }
 
@@ -652,7 +655,7 @@ impl Runtime {
         deployed: &Deployed,
         trigger: &str,
         started_at: i64,
-        input: &Value,
+        input: String,
         execution: &Execution,
     ) -> ExecutionRecord {
         let d = &deployed.deployment;
@@ -690,7 +693,7 @@ impl Runtime {
             trigger: trigger.to_owned(),
             started_at,
             duration_us: u64::try_from(execution.duration.as_micros()).unwrap_or(u64::MAX),
-            input: Some(cut(execution.mask.json(input), limit)),
+            input: Some(input),
             output,
             error,
             trace,

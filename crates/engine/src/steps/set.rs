@@ -10,7 +10,7 @@ use sluice_spec::StepKind;
 
 use super::{Step, StepFuture, ready};
 use crate::catalog::{StepFactory, schema_of};
-use crate::{Context, FieldRef, Message, StepCx};
+use crate::{Context, FieldRef, FlowError, Message, StepCx, Writes};
 
 /// Fields of the `set` step.
 #[derive(Deserialize, JsonSchema)]
@@ -64,20 +64,36 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
 
 impl Step for SetStep {
     fn run<'a>(&'a self, mut message: Message, cx: &'a mut Context) -> StepFuture<'a> {
-        let result = (|| {
-            let mut computed = Vec::with_capacity(self.values.len());
-            for (_, template) in &self.values {
-                computed.push(cx.eval_value(template, &message)?);
-            }
+        let result = self.writes_over(&message, cx).map(|writes| {
             let target = Arc::make_mut(&mut message);
-            for ((field, _), value) in self.values.iter().zip(computed) {
+            for (field, value) in writes.set {
                 field.set(target, value);
             }
-            for field in &self.remove {
+            for field in writes.remove {
                 field.remove(target);
             }
-            Ok(message)
-        })();
+            message
+        });
         ready(result)
+    }
+
+    fn writes<'a>(
+        &'a self,
+        message: &Value,
+        cx: &Context,
+    ) -> Option<Result<Writes<'a>, FlowError>> {
+        Some(self.writes_over(message, cx))
+    }
+}
+
+impl SetStep {
+    /// Every value is computed over the incoming message before any is
+    /// written.
+    fn writes_over(&self, message: &Value, cx: &Context) -> Result<Writes<'_>, FlowError> {
+        let mut set = Vec::with_capacity(self.values.len());
+        for (field, template) in &self.values {
+            set.push((field, cx.eval_value(template, message)?));
+        }
+        Ok(Writes::new(set, &self.remove))
     }
 }
