@@ -339,7 +339,11 @@ impl Context {
             .saturating_sub(self.trace.len());
         let mut trace = child.trace;
         trace.truncate(room);
-        append_journal(&mut self.journal, child.journal, &mut trace);
+        // A branch none of whose trace is kept leaves its journal behind
+        // too: a long loop does not hold every item's messages.
+        if !trace.is_empty() {
+            append_journal(&mut self.journal, child.journal, &mut trace);
+        }
         self.trace.extend(trace);
     }
 

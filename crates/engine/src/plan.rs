@@ -106,7 +106,7 @@ pub struct Execution {
     pub mask: Arc<Mask>,
     /// The trace as the steps left it: some inputs and outputs are only in
     /// the journal ([`Execution::trace`] puts them back).
-    steps: Vec<TraceEntry>,
+    pub(crate) steps: Vec<TraceEntry>,
     pub(crate) journal: Vec<Edit>,
 }
 

@@ -504,4 +504,38 @@ steps:
             json!({"n": 2, "was": 1})
         );
     }
+
+    #[tokio::test]
+    async fn branches_past_the_trace_limit_leave_no_journal_behind() {
+        let yaml = r#"
+name: t
+steps:
+  - type: for-each
+    items: "{{ message }}"
+    parallel: 8
+    steps:
+      - type: json
+        value: { v: "{{ item }}" }
+      - type: set
+        values: { seen: true }
+"#;
+        let items: Vec<u32> = (0..12_000).collect();
+        let execution = plan(yaml)
+            .execute(
+                json!(items),
+                RunOptions {
+                    trace_payloads: true,
+                    ..RunOptions::default()
+                },
+            )
+            .await;
+        assert!(execution.result.is_ok());
+        let kept = execution.steps.len();
+        assert!(kept <= 10_000, "{kept}");
+        assert!(
+            execution.journal.len() <= kept / 2,
+            "{} changes journaled for {kept} entries",
+            execution.journal.len()
+        );
+    }
 }
