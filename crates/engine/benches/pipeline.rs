@@ -48,6 +48,19 @@ fn five_steps(c: &mut Criterion) {
             black_box(execution.response)
         })
     });
+    // As the server runs executions: every step's input and output traced
+    // (and dropped with the execution, as for most calls).
+    let traced = RunOptions {
+        trace_payloads: true,
+        ..RunOptions::default()
+    };
+    c.bench_function("pipeline/5-steps-traced", |b| {
+        b.iter(|| {
+            let execution =
+                runtime.block_on(plan.execute(black_box(input.clone()), traced.clone()));
+            black_box(execution.response)
+        })
+    });
 }
 
 criterion_group!(benches, five_steps);
