@@ -49,15 +49,21 @@ impl Mask {
         if self.is_empty() {
             return Cow::Borrowed(text);
         }
-        let mut hidden: Vec<String> = self.secrets.clone();
+        let mut found = Vec::new();
         if !self.paths.is_empty() {
-            self.sensitive_values(message, &mut Vec::new(), &mut hidden);
+            self.sensitive_values(message, &mut Vec::new(), &mut found);
+        }
+        // Borrowed, not copied: a log line of an environment with accounts
+        // copied every secret of it.
+        let mut hidden: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        if !found.is_empty() {
+            hidden.extend(found.iter().map(String::as_str));
             hidden.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
         let mut out = Cow::Borrowed(text);
-        for secret in hidden.iter().filter(|s| s.len() >= 3) {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MASKED));
+        for secret in hidden.into_iter().filter(|s| s.len() >= 3) {
+            if out.contains(secret) {
+                out = Cow::Owned(out.replace(secret, MASKED));
             }
         }
         out
@@ -81,6 +87,56 @@ impl Mask {
         let mut out = serde_json::to_value(value).unwrap_or(Value::Null);
         self.mask_in_place(&mut out, &mut Vec::new());
         out.to_string()
+    }
+
+    /// `value`, serializing with sensitive fields and secrets hidden, as
+    /// [`Mask::value`] would give it but without copying it first.
+    pub fn masked<'a>(&'a self, value: &'a Value) -> Masked<'a> {
+        Masked {
+            mask: self,
+            value,
+            keys: None,
+        }
+    }
+
+    /// `value` as JSON text, masked: [`Mask::json`] for a message, without
+    /// the copy that one makes to mask it.
+    pub fn value_json(&self, value: &Value) -> String {
+        let text = if self.is_empty() {
+            serde_json::to_string(value)
+        } else {
+            serde_json::to_string(&self.masked(value))
+        };
+        text.unwrap_or_else(|_| "null".to_owned())
+    }
+
+    /// A `response` step's answer (`{status, headers, body}`) as JSON text,
+    /// masked as [`Mask::json`] masks it, without copying the body.
+    pub fn response_json(&self, response: &crate::Response) -> String {
+        if self.is_empty() {
+            return self.json(response);
+        }
+        serde_json::to_string(&MaskedResponse {
+            mask: self,
+            response,
+        })
+        .unwrap_or_else(|_| "null".to_owned())
+    }
+
+    /// Whether the keys from the root down to here end with a sensitive path.
+    fn matches_keys(&self, keys: Option<&Keys<'_>>) -> bool {
+        self.paths.iter().any(|path| ends_with(keys, path))
+    }
+
+    /// `text` with every secret hidden.
+    fn hide<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), MASKED));
+            }
+        }
+        out
     }
 
     fn matches(&self, keys: &[String]) -> bool {
@@ -138,6 +194,143 @@ impl Mask {
                 self.sensitive_values(v, keys, out);
             }
             keys.pop();
+        }
+    }
+}
+
+/// A value serializing with a mask applied (see [`Mask::masked`]).
+pub struct Masked<'a> {
+    mask: &'a Mask,
+    value: &'a Value,
+    keys: Option<&'a Keys<'a>>,
+}
+
+/// The keys from the root down to a value, innermost last.
+struct Keys<'a> {
+    parent: Option<&'a Keys<'a>>,
+    key: Key<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+impl Key<'_> {
+    /// The same test as comparing the key's text (an index as digits).
+    fn is(self, text: &str) -> bool {
+        match self {
+            Key::Name(name) => name == text,
+            Key::Index(i) => {
+                text.parse::<usize>() == Ok(i) && (text == "0" || !text.starts_with(['0', '+']))
+            }
+        }
+    }
+}
+
+fn ends_with(mut keys: Option<&Keys<'_>>, path: &[String]) -> bool {
+    for want in path.iter().rev() {
+        match keys {
+            Some(k) if k.key.is(want) => keys = k.parent,
+            _ => return false,
+        }
+    }
+    true
+}
+
+impl Masked<'_> {
+    /// The value at `key` under these keys, masked whole when its path is
+    /// sensitive.
+    fn entry<'k>(
+        &'k self,
+        key: Key<'k>,
+        value: &'k Value,
+        keys: &'k mut Option<Keys<'k>>,
+    ) -> Entry<'k> {
+        let node = keys.insert(Keys {
+            parent: self.keys,
+            key,
+        });
+        if self.mask.matches_keys(Some(node)) {
+            Entry::Hidden
+        } else {
+            Entry::Shown(Masked {
+                mask: self.mask,
+                value,
+                keys: Some(node),
+            })
+        }
+    }
+}
+
+/// A response serializing with a mask applied.
+struct MaskedResponse<'a> {
+    mask: &'a Mask,
+    response: &'a crate::Response,
+}
+
+impl serde::Serialize for MaskedResponse<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // The status and the headers are small: shown as values.
+        let status = Value::from(self.response.status);
+        let headers = Value::Object(self.response.headers.clone());
+        let root = Masked {
+            mask: self.mask,
+            value: &Value::Null,
+            keys: None,
+        };
+        let mut out = serializer.serialize_map(Some(3))?;
+        for (name, value) in [
+            ("status", &status),
+            ("headers", &headers),
+            ("body", &self.response.body),
+        ] {
+            let mut keys = None;
+            out.serialize_entry(name, &root.entry(Key::Name(name), value, &mut keys))?;
+        }
+        out.end()
+    }
+}
+
+/// A child value, masked or hidden.
+enum Entry<'a> {
+    Hidden,
+    Shown(Masked<'a>),
+}
+
+impl serde::Serialize for Entry<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Entry::Hidden => serializer.serialize_str(MASKED),
+            Entry::Shown(masked) => masked.serialize(serializer),
+        }
+    }
+}
+
+impl serde::Serialize for Masked<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.value {
+            Value::Object(map) => {
+                let mut out = serializer.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    let mut keys = None;
+                    out.serialize_entry(k, &self.entry(Key::Name(k), v, &mut keys))?;
+                }
+                out.end()
+            }
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for (i, v) in items.iter().enumerate() {
+                    let mut keys = None;
+                    out.serialize_element(&self.entry(Key::Index(i), v, &mut keys))?;
+                }
+                out.end()
+            }
+            Value::String(text) => serializer.serialize_str(&self.mask.hide(text)),
+            other => other.serialize(serializer),
         }
     }
 }
@@ -210,5 +403,51 @@ mod tests {
             Mask::default().text("plain", &message),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn masking_while_serializing_gives_what_masking_a_copy_gives() {
+        let mask = Mask::new(
+            vec![
+                vec!["card".into(), "number".into()],
+                vec!["password".into()],
+                vec!["items".into(), "1".into()],
+                vec!["token".into()],
+            ],
+            vec!["s3cret!".into(), "s3cret!-and-more".into(), "abc".into()],
+        );
+        let values = [
+            json!({"card": {"number": "4111", "exp": "12/30"}, "user": {"password": {"deep": [1, 2]}}}),
+            json!({"items": ["a", "b s3cret!", "c"], "nested": {"items": {"0": "x", "1": "y"}}}),
+            json!([{"token": 42}, {"note": "s3cret!-and-more abc abcabc"}, null, true, 1.5]),
+            json!({"0": {"password": null}, "list": [[{"card": {"number": 1}}]], "k": "plain"}),
+            json!("just s3cret! text"),
+            json!(7),
+            json!({"items": {"01": "not index one", "1": "index one"}}),
+        ];
+        for v in &values {
+            assert_eq!(mask.value_json(v), mask.json(v), "{v}");
+            assert_eq!(
+                serde_json::to_value(mask.masked(v)).unwrap(),
+                mask.value(v),
+                "{v}"
+            );
+        }
+        let response = crate::Response {
+            status: 201,
+            headers: serde_json::Map::from_iter([("x-token".to_owned(), json!("abc"))]),
+            body: values[0].clone(),
+        };
+        assert_eq!(mask.response_json(&response), mask.json(&response));
+        let whole = Mask::new(vec![vec!["status".into()], vec!["headers".into()]], vec![]);
+        assert_eq!(whole.response_json(&response), whole.json(&response));
+        assert_eq!(
+            Mask::default().response_json(&response),
+            Mask::default().json(&response)
+        );
+        assert_eq!(
+            Mask::default().value_json(&values[0]),
+            values[0].to_string()
+        );
     }
 }

@@ -217,7 +217,7 @@ impl Serialize for MaskedEntry<'_> {
             if self.mask.is_empty() {
                 map.serialize_entry(name, value)?;
             } else {
-                map.serialize_entry(name, &self.mask.value(value))?;
+                map.serialize_entry(name, &self.mask.masked(value))?;
             }
         }
         map.end()

@@ -612,7 +612,7 @@ impl Runtime {
         // execution holds the only copy and its first writing step changes
         // it in place.
         let mask = deployed.plan.mask_for(&env.accounts);
-        let input = cut(mask.json(&request.input), self.config.payload_limit);
+        let input = cut(mask.value_json(&request.input), self.config.payload_limit);
         let options = RunOptions {
             services: env.services.clone(),
             globals: env.globals.clone(),
@@ -664,8 +664,8 @@ impl Runtime {
             Ok(output) => {
                 // What a `response` step answered: `{status, headers, body}`.
                 let shown = match &execution.response {
-                    Some(r) => execution.mask.json(r),
-                    None => execution.mask.json(output),
+                    Some(r) => execution.mask.response_json(r),
+                    None => execution.mask.value_json(output),
                 };
                 ("ok", Some(cut(shown, limit)), None)
             }
