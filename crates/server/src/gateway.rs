@@ -48,23 +48,9 @@ impl GatewayPath {
     /// and the extractor copied them again (about 4% of a call's
     /// instructions).
     fn parse(path: &str) -> Result<Option<Self>, ApiError> {
-        let Some(path) = path.strip_prefix('/') else {
+        let Some(([env, realm, version, name], rest)) = split(path) else {
             return Ok(None);
         };
-        let mut parts = path.splitn(6, '/');
-        let (Some(env), Some("pipeline"), Some(realm), Some(version), Some(name)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            return Ok(None);
-        };
-        let rest = parts.next();
-        if [env, realm, version, name].iter().any(|p| p.is_empty()) || rest == Some("") {
-            return Ok(None);
-        }
         Ok(Some(GatewayPath {
             env: decode(env)?,
             realm: decode(realm)?,
@@ -73,6 +59,29 @@ impl GatewayPath {
             rest: rest.map(decode).transpose()?,
         }))
     }
+}
+
+/// Whether `path` has the gateway's shape (its parts not decoded yet).
+pub fn is_gateway_path(path: &str) -> bool {
+    split(path).is_some()
+}
+
+/// `/{env}/pipeline/{realm}/{version}/{name}[/{rest…}]` cut into its
+/// parts, none of them empty.
+fn split(path: &str) -> Option<([&str; 4], Option<&str>)> {
+    let mut parts = path.strip_prefix('/')?.splitn(6, '/');
+    let (Some(env), Some("pipeline"), Some(realm), Some(version), Some(name)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let rest = parts.next();
+    let named = [env, realm, version, name];
+    (!named.iter().any(|p| p.is_empty()) && rest != Some("")).then_some((named, rest))
 }
 
 fn decode(part: &str) -> Result<String, ApiError> {
@@ -213,6 +222,12 @@ pub async fn handle(
         Ok(response) => with_key(response, &key),
         Err(error) => error_answer(error, &key),
     }
+}
+
+/// Handles one gateway request taken whole (see [`crate::Front`]).
+pub async fn handle_request(state: AppState, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    handle(State(state), parts.method, parts.uri, parts.headers, body).await
 }
 
 fn parse_major(version: &str) -> Option<u32> {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -40,7 +39,7 @@ impl Drop for TempDir {
 
 pub struct Harness {
     pub state: AppState,
-    pub router: Router,
+    pub router: sluice_server::Front,
     /// Kept so its background jobs and data directory outlive the test.
     pub _server: Option<Server>,
     pub _dir: TempDir,
