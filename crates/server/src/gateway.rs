@@ -45,7 +45,7 @@ impl GatewayPath {
     ///
     /// Read here rather than by a route with parameters: the router copied
     /// every parameter into shared strings in the request's extensions,
-    /// and the extractor copied them again (about 4% of a call's
+    /// and the extractor copied them again (about 2% of a call's
     /// instructions).
     fn parse(path: &str) -> Result<Option<Self>, ApiError> {
         let Some(([env, realm, version, name], rest)) = split(path) else {
