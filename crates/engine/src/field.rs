@@ -127,14 +127,7 @@ impl FieldRef {
     /// when nothing was there).
     pub(crate) fn remove_keeping(&self, root: &mut Value) -> Option<Undo> {
         let (last, parents) = self.segments.split_last()?;
-        let mut current = root;
-        for segment in parents {
-            current = match segment {
-                Segment::Key(k) => current.get_mut(k.as_str())?,
-                Segment::Index(i) => current.get_mut(*i)?,
-            };
-        }
-        let change = match (last, current) {
+        let change = match (last, walk_mut(root, parents)?) {
             (Segment::Key(k), Value::Object(map)) => {
                 let index = map.keys().position(|key| key == k)?;
                 let (key, value) = map.shift_remove_entry(k.as_str())?;
@@ -159,14 +152,7 @@ impl FieldRef {
     /// Removes the value at this path; returns it when it was there.
     pub fn remove(&self, root: &mut Value) -> Option<Value> {
         let (last, parents) = self.segments.split_last()?;
-        let mut current = root;
-        for segment in parents {
-            current = match segment {
-                Segment::Key(k) => current.get_mut(k.as_str())?,
-                Segment::Index(i) => current.get_mut(*i)?,
-            };
-        }
-        match (last, current) {
+        match (last, walk_mut(root, parents)?) {
             (Segment::Key(k), Value::Object(map)) => map.shift_remove(k.as_str()),
             (Segment::Index(i), Value::Array(items)) if *i < items.len() => Some(items.remove(*i)),
             _ => None,
@@ -180,6 +166,14 @@ impl FieldRef {
             Segment::Index(i) => i.to_string(),
         })
     }
+}
+
+/// The value at `segments` under `root`, if there is one.
+fn walk_mut<'v>(root: &'v mut Value, segments: &[Segment]) -> Option<&'v mut Value> {
+    segments.iter().try_fold(root, |v, s| match s {
+        Segment::Key(k) => v.get_mut(k.as_str()),
+        Segment::Index(i) => v.get_mut(*i),
+    })
 }
 
 /// Writes `new` at `segments` under `current`, creating what is missing.
@@ -242,10 +236,7 @@ impl Undo {
     /// Takes the change back in `root` (a copy of the message after it).
     pub(crate) fn apply(&self, root: &mut Value) {
         let path = &self.field.segments;
-        let Some(target) = path[..self.depth].iter().try_fold(root, |v, s| match s {
-            Segment::Key(k) => v.get_mut(k.as_str()),
-            Segment::Index(i) => v.get_mut(*i),
-        }) else {
+        let Some(target) = walk_mut(root, &path[..self.depth]) else {
             return;
         };
         match (&self.change, target) {
