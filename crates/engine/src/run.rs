@@ -149,21 +149,13 @@ fn write_in_place(
     let change = cx.detach(&message);
     let input = change.is_none().then(|| message.clone());
     let target = Arc::make_mut(&mut message);
-    let mut undo = Vec::new();
-    for (field, value) in writes.set {
-        if change.is_some() {
-            undo.push(field.set_keeping(target, value));
-        } else {
-            field.set(target, value);
+    let undo = match change {
+        Some(_) => writes.apply_keeping(target),
+        None => {
+            writes.apply(target);
+            Vec::new()
         }
-    }
-    for field in writes.remove {
-        if change.is_some() {
-            undo.extend(field.remove_keeping(target));
-        } else {
-            field.remove(target);
-        }
-    }
+    };
     if let Some(id) = &node.id {
         cx.outputs.insert(id.to_string(), message.clone());
     }

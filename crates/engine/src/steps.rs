@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_expr::Template;
 
+use crate::field::Undo;
 use crate::{Context, FieldRef, FlowError, Message};
 
 pub(crate) mod assert;
@@ -67,6 +68,28 @@ impl<'a> Writes<'a> {
     /// Writes `set` in order, then removes `remove`.
     pub fn new(set: Vec<(&'a FieldRef, Value)>, remove: &'a [FieldRef]) -> Self {
         Writes { set, remove }
+    }
+
+    /// Applies the writes to `target`.
+    pub fn apply(self, target: &mut Value) {
+        for (field, value) in self.set {
+            field.set(target, value);
+        }
+        for field in self.remove {
+            field.remove(target);
+        }
+    }
+
+    /// Applies the writes to `target` and says how to take them back
+    /// (applied in reverse order).
+    pub(crate) fn apply_keeping(self, target: &mut Value) -> Vec<Undo> {
+        let mut undo: Vec<Undo> = self
+            .set
+            .into_iter()
+            .map(|(field, value)| field.set_keeping(target, value))
+            .collect();
+        undo.extend(self.remove.iter().filter_map(|f| f.remove_keeping(target)));
+        undo
     }
 }
 

@@ -65,13 +65,7 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
 impl Step for SetStep {
     fn run<'a>(&'a self, mut message: Message, cx: &'a mut Context) -> StepFuture<'a> {
         let result = self.writes_over(&message, cx).map(|writes| {
-            let target = Arc::make_mut(&mut message);
-            for (field, value) in writes.set {
-                field.set(target, value);
-            }
-            for field in writes.remove {
-                field.remove(target);
-            }
+            writes.apply(Arc::make_mut(&mut message));
             message
         });
         ready(result)
