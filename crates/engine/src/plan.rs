@@ -116,8 +116,7 @@ impl Execution {
     pub fn into_result(self) -> Result<Value, FlowError> {
         drop(self.steps);
         drop(self.journal);
-        self.result
-            .map(|m| Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
+        self.result.map(Arc::unwrap_or_clone)
     }
 
     /// What a calling pipeline gets back: the body a `response` step

@@ -117,7 +117,7 @@ async fn run_node(node: &Node, message: Message, cx: &mut Context) -> Result<Mes
     }
     let next = match (&node.into, kept) {
         (Some(field), Some(mut whole)) => {
-            let value = Arc::try_unwrap(output.clone()).unwrap_or_else(|shared| (*shared).clone());
+            let value = Arc::unwrap_or_clone(output.clone());
             field.set(Arc::make_mut(&mut whole), value);
             whole
         }

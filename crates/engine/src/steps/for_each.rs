@@ -142,7 +142,7 @@ impl Step for ForEachStep {
                 let (out, item_failed) = outcome?;
                 failed += usize::from(item_failed);
                 if self.collect {
-                    results.push(Arc::try_unwrap(out).unwrap_or_else(|shared| (*shared).clone()));
+                    results.push(Arc::unwrap_or_clone(out));
                 }
             }
             let mut output = Map::new();
