@@ -553,20 +553,23 @@ fn http_message(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let mut header_map = Map::new();
+    // Sized once, and each name looked up once (its hash is SipHash's).
+    let mut header_map = Map::with_capacity(headers.keys_len());
     for (name, value) in headers {
         let name = name.as_str();
         if name == "apikey" || (name == "authorization" && trigger.auth != HttpAuth::None) {
             continue;
         }
         let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match header_map.get_mut(name) {
-            Some(Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(&text);
+        match header_map.entry(name) {
+            serde_json::map::Entry::Occupied(mut seen) => {
+                if let Value::String(existing) = seen.get_mut() {
+                    existing.push_str(", ");
+                    existing.push_str(&text);
+                }
             }
-            _ => {
-                header_map.insert(name.to_owned(), Value::String(text));
+            serde_json::map::Entry::Vacant(new) => {
+                new.insert(Value::String(text));
             }
         }
     }

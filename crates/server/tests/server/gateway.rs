@@ -673,3 +673,38 @@ async fn metrics_health_and_readiness() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn headers_reach_the_message_with_repeated_ones_joined_and_the_key_left_out() {
+    let h = Harness::new().await;
+    h.realm("acme").await;
+    h.save(
+        "acme",
+        r#"
+name: headers
+trigger: { type: http, methods: [POST] }
+steps:
+  - type: response
+    body: "{{ message.headers }}"
+"#,
+    )
+    .await;
+    h.deploy("acme", "test", "headers", json!({})).await;
+    let key = h.consumer("acme", "test", "shop", &["headers"]).await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/test/pipeline/acme/v1/headers")
+        .header("apikey", &key)
+        .header("x-tag", "first")
+        .header("accept", "application/json")
+        .header("x-tag", "second")
+        .header("x-tag", "third")
+        .body(Body::empty())
+        .unwrap();
+    let r = h.send(request).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(
+        r.body,
+        json!({"x-tag": "first, second, third", "accept": "application/json"})
+    );
+}
