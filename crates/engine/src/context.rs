@@ -20,7 +20,9 @@ use crate::{FlowError, Message, TraceEntry};
 pub struct Response {
     pub status: u16,
     pub headers: Map<String, Value>,
-    pub body: Value,
+    /// Shared: a `response` without `body` answers with the message
+    /// itself, which it need not copy.
+    pub body: Message,
 }
 
 /// One line written by a `log` step (already masked).

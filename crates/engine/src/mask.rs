@@ -424,7 +424,7 @@ mod tests {
         let response = crate::Response {
             status: 201,
             headers: serde_json::Map::from_iter([("x-token".to_owned(), json!("abc"))]),
-            body: values[0].clone(),
+            body: crate::Message::new(values[0].clone()),
         };
         let copied = |mask: &Mask| {
             mask.value(&serde_json::to_value(&response).unwrap())

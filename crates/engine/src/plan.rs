@@ -123,7 +123,14 @@ impl Execution {
     /// answered with, else the output; or the error.
     pub fn into_answer(self) -> Result<Value, FlowError> {
         match self.response {
-            Some(response) if self.result.is_ok() => Ok(response.body),
+            Some(response) if self.result.is_ok() => {
+                // The body may be the message itself, which the trace and
+                // the result share: dropped first, so it is not copied.
+                drop(self.steps);
+                drop(self.journal);
+                drop(self.result);
+                Ok(Arc::unwrap_or_clone(response.body))
+            }
             _ => self.into_result(),
         }
     }

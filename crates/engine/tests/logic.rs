@@ -160,7 +160,7 @@ onException:
     assert!(execution.result.is_ok());
     let response = execution.response.expect("answered");
     assert_eq!(response.status, 502);
-    assert_eq!(response.body, json!({"failed": "thrown"}));
+    assert_eq!(*response.body, json!({"failed": "thrown"}));
     assert_eq!(execution.logs[0].message, "failed: broken");
     assert_eq!(execution.logs[0].level, "error");
 }
@@ -365,9 +365,51 @@ steps:
 "#;
     let execution = run(yaml, json!({"id": 9})).await;
     let r = execution.response.expect("answer");
-    assert_eq!((r.status, r.body.clone()), (201, json!({"created": 9})));
+    assert_eq!((r.status, &*r.body), (201, &json!({"created": 9})));
     assert_eq!(r.headers["Location"], "/orders/9");
     assert_eq!(execution.result.expect("ok")["after"], true);
+}
+
+#[tokio::test]
+async fn a_response_without_body_answers_the_message_as_it_was_without_copying_it() {
+    let yaml = r#"
+name: t
+steps:
+  - type: set
+    values: { seen: true }
+  - type: response
+    status: 202
+  - type: set
+    values: { after: true }
+    remove: [id]
+"#;
+    let plan = common::plan(yaml);
+    for trace_payloads in [false, true] {
+        let options = sluice_engine::RunOptions {
+            trace_payloads,
+            ..Default::default()
+        };
+        let execution = plan.execute(json!({"id": 9}), options).await;
+        let r = execution.response.clone().expect("answer");
+        // The steps after the response change a copy, never the answer.
+        assert_eq!(*r.body, json!({"id": 9, "seen": true}), "{trace_payloads}");
+        assert_eq!(
+            **execution.result.as_ref().expect("ok"),
+            json!({"seen": true, "after": true})
+        );
+        assert_eq!(
+            execution.into_answer().expect("ok"),
+            json!({"id": 9, "seen": true})
+        );
+    }
+    // With nothing after it, the answer is the message itself, shared.
+    let plan = common::plan("name: t\nsteps:\n  - type: response\n");
+    let execution = plan.execute(json!({"id": 9}), Default::default()).await;
+    let body = &execution.response.as_ref().expect("answer").body;
+    assert!(std::sync::Arc::ptr_eq(
+        body,
+        execution.result.as_ref().expect("ok")
+    ));
 }
 
 #[tokio::test]

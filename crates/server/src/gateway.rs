@@ -656,9 +656,15 @@ fn answer_of(execution: sluice_engine::Execution) -> Response {
             let raw_text = content_type
                 .as_deref()
                 .is_some_and(|ct| !ct.contains("json"));
-            let mut answer = match response.body {
-                Value::String(text) if raw_text => (status, text).into_response(),
-                body => (status, axum::Json(body)).into_response(),
+            let mut answer = if raw_text && response.body.is_string() {
+                // Copied only when the body is the message itself.
+                let text = match Arc::unwrap_or_clone(response.body) {
+                    Value::String(text) => text,
+                    _ => String::new(),
+                };
+                (status, text).into_response()
+            } else {
+                (status, axum::Json(&*response.body)).into_response()
             };
             answer.headers_mut().extend(headers);
             answer

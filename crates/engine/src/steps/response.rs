@@ -1,5 +1,7 @@
 //! `response`: set the HTTP answer of the execution.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -88,7 +90,7 @@ fn compile(cx: &mut StepCx<'_, '_>) -> Option<Box<dyn Step>> {
 }
 
 impl ResponseStep {
-    fn answer(&self, message: &Value, cx: &Context) -> Result<Response, FlowError> {
+    fn answer(&self, message: &Message, cx: &Context) -> Result<Response, FlowError> {
         let status = match &self.status {
             Status::Fixed(s) => *s,
             Status::Expression(t) => {
@@ -114,8 +116,8 @@ impl ResponseStep {
             );
         }
         let body = match &self.body {
-            Some(t) => cx.eval_value(t, message)?,
-            None => message.clone(),
+            Some(t) => Message::new(cx.eval_value(t, message)?),
+            None => Arc::clone(message),
         };
         Ok(Response {
             status,
